@@ -1,0 +1,54 @@
+"""Where webshop-trl keeps its data, indexes and outputs.
+
+The data folder is never committed: ``webshop-trl data fetch`` fills it. Resolution order:
+``WEBSHOP_TRL_DATA_DIR``; else ``<repo>/data`` when running from a source checkout (the folder
+holding setup.cfg); else ``~/.cache/webshop_trl``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+_REPO_DIR = PACKAGE_DIR.parent
+
+
+def repo_dir() -> Path | None:
+    """The source checkout this package runs from, or None for an installed wheel."""
+    return _REPO_DIR if (_REPO_DIR / "setup.cfg").is_file() else None
+
+
+def data_dir() -> Path:
+    env = os.environ.get("WEBSHOP_TRL_DATA_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    repo = repo_dir()
+    if repo is not None:
+        return repo / "data"
+    return Path.home() / ".cache" / "webshop_trl"
+
+
+def webshop_data_dir() -> Path:
+    """The fetched WebShop files (items_*.json, human_goals.json, ...)."""
+    return data_dir() / "webshop"
+
+
+def index_dir() -> Path:
+    """Cached search indexes, one sub-folder per engine and catalog fingerprint."""
+    return data_dir() / "indexes"
+
+
+def default_source() -> Path | None:
+    """The ../shared/webshop_data folder beside the checkout, if present (the CI layout)."""
+    env = os.environ.get("WEBSHOP_TRL_SOURCE")
+    if env:
+        return Path(env)
+    repo = repo_dir()
+    candidates = [Path.cwd().parent / "shared" / "webshop_data"]
+    if repo is not None:
+        candidates.insert(0, repo.parent / "shared" / "webshop_data")
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
