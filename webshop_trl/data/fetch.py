@@ -206,9 +206,12 @@ def _install(entry: ManifestEntry, stream: IO[bytes], final: Path, location: str
     """Stream ``stream`` into ``final`` via a verified temporary file; return the byte count."""
     h = hashlib.sha256()
     size = 0
+    # read1 returns what has arrived instead of waiting for a full chunk: smoother progress on a
+    # slow link, and bytes reach the temporary file as they come.
+    read = getattr(stream, "read1", stream.read)
     with _temp_beside(final) as (temp, out):
         try:
-            while chunk := stream.read(CHUNK_SIZE):
+            while chunk := read(CHUNK_SIZE):
                 out.write(chunk)
                 h.update(chunk)
                 size += len(chunk)
@@ -221,11 +224,16 @@ def _install(entry: ManifestEntry, stream: IO[bytes], final: Path, location: str
             ) from exc
         actual = h.hexdigest()
         if actual != entry.sha256:
+            if size < entry.size:
+                what = f"only {size} of {entry.size} bytes arrived: a dropped connection or a truncated source file"
+                advice = "Run the fetch again (files already verified are skipped)."
+            else:
+                what = f"{size} bytes, expected {entry.size}"
+                advice = "If this is a different data release, pass its own hashes with --manifest FILE."
+            kept = "; the existing file is unchanged" if final.exists() else ""
             raise FetchError(
                 f"{entry.path}: sha256 mismatch for {location}: expected {entry.sha256}, got {actual} "
-                f"({size} bytes, expected {entry.size}). The file was not installed"
-                + ("; the existing file is unchanged" if final.exists() else "")
-                + ". If this is a different data release, pass its own hashes with --manifest FILE."
+                f"({what}). The file was not installed{kept}. {advice}"
             )
         out.flush()
         os.fsync(out.fileno())
