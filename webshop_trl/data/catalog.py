@@ -98,8 +98,10 @@ def normalize_options(raw: Any) -> tuple[dict[str, list[str]], dict[str, str | N
     """Option names lowercased; values stripped, '/' -> ' | ', lowercased; None groups skipped."""
     options: dict[str, list[str]] = {}
     images: dict[str, str | None] = {}
-    if not isinstance(raw, dict):
+    if not raw:  # the scraped files use "" (or null) for "no options"
         return options, images
+    if not isinstance(raw, dict):  # silently dropping them would lose the product's options
+        raise TypeError(f"customization_options is a {type(raw).__name__}, expected an object")
     for name, contents in raw.items():
         if contents is None:
             continue
