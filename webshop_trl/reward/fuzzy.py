@@ -16,12 +16,14 @@ changes borderline matches (a raw 85.4 rounds to 85 and does not match).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from rapidfuzz import fuzz
 from rapidfuzz.utils import default_process
 
 FUZZY_MATCH_THRESHOLD = 85  # a match needs a rounded score strictly above this
+PREPROCESS_CACHE_SIZE = 1 << 16  # the same attribute and option strings recur on every purchase
 
 # thefuzz's "ascii dammit" table: delete the Latin-1 block, keep everything else.
 _DROP_LATIN1 = {code: None for code in range(128, 256)}
@@ -29,7 +31,14 @@ _DROP_LATIN1 = {code: None for code in range(128, 256)}
 
 def preprocess(text: Any) -> str:
     """Steps 1-3 above: the string thefuzz actually scores."""
-    return default_process(str(text).translate(_DROP_LATIN1))
+    return _preprocess_str(text if isinstance(text, str) else str(text))
+
+
+@functools.lru_cache(maxsize=PREPROCESS_CACHE_SIZE)
+def _preprocess_str(text: str) -> str:
+    if not text.isascii():
+        text = text.translate(_DROP_LATIN1)
+    return default_process(text)
 
 
 def token_set_score(a: Any, b: Any) -> int:
