@@ -66,7 +66,12 @@ def goal_option_targets(goal_options: Mapping[str, str] | Sequence[str], faithfu
         matcher scores the pair's printed form, e.g. "('size', 'x-large')", so the option name's
         tokens take part in the fuzzy score.
       - ``faithful_quirks=False`` (corrected): each value, colour-normalised exactly like a
-        purchased value, so "navy blue" vs "navy blue" compare as "blue" vs "blue".
+        purchased value, so "peppermint cookie" vs "peppermint cookie" compare as "mint" vs
+        "mint" and match (WebShop compares "mint" with "('flavor name', 'peppermint cookie')"
+        and misses). The substring normalisation itself is kept, so "bright aqua blue" still
+        becomes "aqua"; on the 1,000 synthetic reference cases 97 totals change.
+
+    The shape decides, not ``Goal.kind``: a dict gets the synthetic-goal treatment.
     """
     if isinstance(goal_options, Mapping):
         if faithful_quirks:

@@ -35,7 +35,9 @@ class RewardConfig:
             "help": "Score synthetic goal options as WebShop does: as (name, value) pairs, colour-"
             "normalised by exact membership and fuzzy-matched on the pair's printed form "
             "\"('size', 'x-large')\". False compares the goal's option values, colour-normalised "
-            "like the purchased values (the corrected behaviour; human goals are unaffected)."
+            "like the purchased values (the corrected behaviour; human goals are unaffected). "
+            "Either way colour normalisation stays WebShop's substring test (\"standard\" -> "
+            "\"tan\"), because WebShop applies it to human goals and purchased values too."
         },
     )
     spacy_model: str = field(
@@ -63,7 +65,8 @@ class RewardBreakdown:
 
     ``r_att`` is None when the goal has no attributes and ``r_option`` is None when it has no
     options (WebShop would divide by zero for the former and reports nothing for the latter).
-    ``w_*`` are the parts' weights in the total; they sum to 1.
+    ``r_price`` is 1.0 or 0.0 (WebShop reports the bool). ``w_*`` are the parts' weights in the
+    total; they sum to 1.
     """
 
     total: float
