@@ -75,9 +75,9 @@ def child(engine: str, cold_reward: bool) -> None:
     env = WebShopEnv(search_engine=engine, observation_mode="text")
     run_pass(env, timed=False)
     if cold_reward:
-        from webshop_trl.reward import clear_caches
+        from webshop_trl.reward import get_noun_extractor
 
-        clear_caches()
+        get_noun_extractor().cache_clear()
     result = run_pass(env, timed=True)
     print(json.dumps(result))
 

@@ -28,7 +28,7 @@ from webshop_trl.envs.pages import (
     render_text_rich,
 )
 from webshop_trl.errors import InvalidActionError, WebShopTrlError
-from webshop_trl.reward import get_reward
+from webshop_trl.reward import RewardConfig, get_reward
 
 
 class EpisodeOverError(WebShopTrlError, RuntimeError):
@@ -76,6 +76,7 @@ class WebShopEnv(gym.Env):
         self.backend = backend or get_backend(config)
         self.observation_space = AnyText()
         self.action_space = AnyText(("search[shoes]", "click[back to search]", "click[buy now]"))
+        self._reward_config = RewardConfig(faithful_quirks=config.faithful_reward_quirks)
         self._render = render_text if config.observation_mode == "text" else render_text_rich
         self.state: SessionState | None = None
         self.steps = 0
@@ -231,10 +232,7 @@ class WebShopEnv(gym.Env):
                 state.page, state.sub_page = PageType.SUB_PAGE, target
             elif target == "buy now":
                 product = catalog.by_asin[state.asin]
-                self._breakdown = get_reward(
-                    product, state.goal, product.reward_price, state.options,
-                    faithful_quirks=self.config.faithful_reward_quirks,
-                )
+                self._breakdown = get_reward(product, state.goal, product.reward_price, state.options, self._reward_config)
                 state.reward = self._breakdown.total
                 state.page = PageType.DONE
             else:  # an option value; equal values in two groups: the last group wins (as WebShop)
