@@ -403,6 +403,7 @@ def test_unreachable_server(release, dest):
 
 
 def test_no_source_and_no_default(monkeypatch, dest):
+    monkeypatch.delenv("WEBSHOP_TRL_SOURCE", raising=False)
     monkeypatch.setattr(paths, "default_source", lambda: None)
     with pytest.raises(FetchError, match="no data source: pass --source DIR or --source URL"):
         fetch_webshop_data(None, dest)
@@ -410,8 +411,19 @@ def test_no_source_and_no_default(monkeypatch, dest):
 
 def test_default_source_is_used(monkeypatch, release, dest):
     src, manifest = release
+    monkeypatch.delenv("WEBSHOP_TRL_SOURCE", raising=False)
     monkeypatch.setattr(paths, "default_source", lambda: src)
     assert fetch_webshop_data(dest=dest, manifest=manifest).source == str(src)
+
+
+def test_source_from_environment_may_be_a_url(monkeypatch, release, dest, serve, tmp_path):
+    src, manifest = release
+    server = serve(src)
+    monkeypatch.setenv("WEBSHOP_TRL_SOURCE", server.url)
+    assert fetch_webshop_data(dest=dest, manifest=manifest).source == server.url
+    monkeypatch.setenv("WEBSHOP_TRL_SOURCE", str(tmp_path / "gone"))
+    with pytest.raises(FetchError, match=f"source folder not found: {tmp_path / 'gone'}"):
+        fetch_webshop_data(dest=dest, manifest=manifest)
 
 
 def test_dest_that_is_a_file(release, tmp_path):

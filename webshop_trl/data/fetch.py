@@ -134,13 +134,17 @@ def _open_source(source: str | Path) -> _Source:
 
 
 def resolve_source(source: str | Path | None) -> str | Path:
-    """The named source, else `paths.default_source()`, else a FetchError saying what to pass."""
+    """The named source, else $WEBSHOP_TRL_SOURCE (a folder or URL), else the shared folder beside
+    the checkout (`paths.default_source()`), else a FetchError saying what to pass."""
     if source is not None and str(source) != "":
         return source
+    env = os.environ.get("WEBSHOP_TRL_SOURCE")
+    if env:  # read here as text: paths.default_source() makes it a Path, which breaks URLs
+        return env
     from webshop_trl import paths
 
     default = paths.default_source()
-    if default is not None and default.is_dir():
+    if default is not None:
         return default
     raise FetchError(
         "no data source: pass --source DIR or --source URL (a folder or base URL holding the WebShop "
