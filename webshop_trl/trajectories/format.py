@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from webshop_trl.errors import DataFileError
+from webshop_trl.trajectories.jsonl import LineErrors, read_json_lines
 
 FORMAT_ID = "webshop-trl/trajectory/v1"
 
@@ -35,6 +35,25 @@ class Step:
     available_actions: list[str]
     action: str
     reward: float = 0.0
+
+    @classmethod
+    def from_json(cls, data: Any) -> "Step":
+        """A step from its JSON object; wrong types are rejected here so that a bad record is
+        reported at its line instead of failing later inside a trainer."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a step must be a JSON object, got {type(data).__name__}")
+        unknown = set(data) - {"observation", "available_actions", "action", "reward"}
+        if unknown:
+            raise ValueError(f"unknown step keys {sorted(unknown)}")
+        observation, actions, action = data.get("observation"), data.get("available_actions"), data.get("action")
+        reward = data.get("reward", 0.0)
+        if not isinstance(observation, str) or not isinstance(action, str):
+            raise ValueError("a step needs string 'observation' and 'action'")
+        if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+            raise ValueError("a step's 'available_actions' must be a list of strings")
+        if isinstance(reward, bool) or not isinstance(reward, (int, float)):
+            raise ValueError(f"a step's 'reward' must be a number, got {reward!r}")
+        return cls(observation, list(actions), action, float(reward))
 
 
 @dataclass
@@ -54,7 +73,7 @@ class Trajectory:
             raise ValueError(f"unsupported trajectory format {data.get('format')!r} (expected {FORMAT_ID})")
         if not isinstance(data.get("goal"), dict) or not isinstance(data.get("steps"), list):
             raise ValueError("a trajectory needs a 'goal' object and a 'steps' list")
-        steps = [Step(**s) for s in data["steps"]]
+        steps = [Step.from_json(s) for s in data["steps"]]
         return cls(
             goal=data["goal"],
             steps=steps,
@@ -93,19 +112,15 @@ def write_trajectories(path: str | Path, trajectories: Iterable[Trajectory]) -> 
 
 def read_trajectories(path: str | Path, lenient: bool = False, skipped: list[str] | None = None) -> Iterator[Trajectory]:
     """Yield the trajectories of a file. A malformed line raises `DataFileError` naming the file
-    and line; with ``lenient=True`` it is skipped and its description appended to ``skipped``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFileError(f"trajectory file not found: {path}")
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield Trajectory.from_json(json.loads(line))
-            except (ValueError, TypeError, KeyError) as exc:
-                message = f"{path}:{lineno}: malformed trajectory: {exc}"
-                if not lenient:
-                    raise DataFileError(message) from exc
-                if skipped is not None:
-                    skipped.append(message)
+    and line (a cut-off last line, as a killed writer leaves, is called truncated); with
+    ``lenient=True`` it is skipped and its description appended to ``skipped``."""
+    errors = LineErrors(Path(path), lenient, skipped)
+    for lineno, data in read_json_lines(path, errors, "trajectory"):
+        try:
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+            trajectory = Trajectory.from_json(data)
+        except (ValueError, TypeError, KeyError) as exc:
+            errors.handle(lineno, f"malformed trajectory: {exc}")
+            continue
+        yield trajectory
