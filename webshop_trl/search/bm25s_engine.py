@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,7 @@ class Bm25sSearchEngine(SearchEngine):
         try:
             self._retriever = bm25s.BM25.load(str(self.index_path), show_progress=False)
             doc_ids = json.loads((self.index_path / IDS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # missing files, truncated arrays, bad JSON
             raise SearchEngineError(f"cannot open the bm25s index at {self.index_path}: {exc}") from exc
         self._doc_ids = np.array(doc_ids, dtype=object)
         self._vocab: dict[str, int] = self._retriever.vocab_dict
@@ -169,7 +170,14 @@ class Bm25sSearchEngine(SearchEngine):
 
     @classmethod
     def for_catalog(cls, catalog: Catalog, config: SearchConfig) -> "Bm25sSearchEngine":
-        folder, _ = ensure_bm25s_index(catalog, config)
+        folder, built = ensure_bm25s_index(catalog, config)
+        try:
+            return cls(folder / BM25S_SUBDIR, catalog.by_asin.keys())
+        except SearchEngineError:
+            if built:
+                raise
+        # a cached index that no longer loads (damaged files): rebuild it once
+        folder, _ = ensure_bm25s_index(catalog, replace(config, rebuild=True))
         return cls(folder / BM25S_SUBDIR, catalog.by_asin.keys())
 
     def num_docs(self) -> int:

