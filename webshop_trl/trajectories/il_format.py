@@ -221,6 +221,8 @@ def trajectory_to_il_record(trajectory: Trajectory, catalog: Catalog | None = No
     found among the available actions and product clicks are translated with ``catalog``.
     Raises ValueError when the first observation is not a text_rich search page (WebShop's
     loader could not find the goal) or a click is not among its step's available actions.
+    Empty observations (session-log pages the catalog could not draw) are written as empty
+    states: keep only trajectories whose ``metadata['observations']`` is 'complete' for training.
     """
     steps = trajectory.steps
     n = len(steps)
