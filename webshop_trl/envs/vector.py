@@ -108,6 +108,21 @@ class WebShopVectorEnv(VectorEnv):
         self._obs[i] = obs
         return obs, info
 
+    def _add_info(self, vector_infos: dict[str, Any], env_info: dict[str, Any], env_num: int) -> dict[str, Any]:
+        """gymnasium's dict-of-arrays infos, but every leaf in an object array: gymnasium would
+        put a float into a float array and turn another session's None into NaN."""
+        for key, value in env_info.items():
+            if isinstance(value, dict):
+                vector_infos[key] = self._add_info(vector_infos.get(key, {}), value, env_num)
+            else:
+                array = vector_infos.get(key)
+                if array is None:
+                    array = vector_infos[key] = np.full(self.num_envs, None, dtype=object)
+                array[env_num] = value
+            mask = vector_infos.setdefault(f"_{key}", np.zeros(self.num_envs, dtype=bool))
+            mask[env_num] = True
+        return vector_infos
+
     def _add_info_active(self, infos: dict[str, Any]) -> dict[str, Any]:
         infos["active"] = self.active.copy()
         return infos
