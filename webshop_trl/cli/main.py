@@ -1,4 +1,4 @@
-"""Entry point of the `webshop-trl` console script.
+"""webshop-trl: the WebShop environment, its data, search index, agents and evaluation.
 
 Each sub-command lives in its own module under `webshop_trl.cli` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to the function that runs it.
