@@ -250,6 +250,25 @@ def test_no_query_operators_only_bag_of_words(lucene):
     assert lucene.search('"shoes"', 10) == lucene.search("shoes", 10)
 
 
+@pytest.mark.lucene
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_lucene_engine_refuses_to_search_after_fork(lucene):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: must get a clear error, not a hang or a crash
+        try:
+            lucene.search("shoes", 5)
+            code = 1
+        except SearchEngineError:
+            code = 0
+        os.write(write, bytes([code]))
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"\x00"
+    assert lucene.search("shoes", 5)
+
+
 def test_normalize_query_is_webshops():
     assert normalize_query("Red  SHOES ") == "red  shoes "
     assert normalize_query("") == ""

@@ -20,6 +20,7 @@ A JVM cannot survive ``fork()``: create the engine in the process that will sear
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import replace
@@ -122,6 +123,7 @@ class LuceneSearchEngine(SearchEngine):
                 f"cannot open the Lucene index at {self.index_path}: {java_exception_text(exc)}"
             ) from exc
         self._searcher.set_bm25(self.k1, self.b)
+        self._pid = os.getpid()
 
     @classmethod
     def for_catalog(cls, catalog: Catalog, config: SearchConfig) -> "LuceneSearchEngine":
@@ -139,6 +141,11 @@ class LuceneSearchEngine(SearchEngine):
         return int(self._searcher.get_total_num_docs())
 
     def _search_ids(self, query: str, k: int) -> list[str]:
+        if os.getpid() != self._pid:  # a forked child has no working JVM: fail instead of hanging
+            raise SearchEngineError(
+                "this Lucene engine was created before a fork(); the JVM does not survive it. Create the "
+                "engine in the process that searches (e.g. in each worker), or use engine='bm25s'."
+            )
         try:
             hits = self._searcher.search(query, int(k))
         except Exception as exc:
