@@ -15,7 +15,6 @@ reproduced; Han and Hiragana characters are emitted one per token as StandardTok
 from __future__ import annotations
 
 import re
-import sys
 import unicodedata
 from functools import lru_cache
 
@@ -59,22 +58,43 @@ _WORD = re.compile(
     rf"{_EMOJI}|(?=_*[^\W_]){_RUN}(?:(?:(?<={_LETTER})[{_MID_LETTER}{_MID_NUM_LET}](?={_LETTER})"
     rf"|(?<=\d)[{_MID_NUM}{_MID_NUM_LET}](?=\d)){_RUN})*"
 )
-# Python's \\w also matches "other numbers" (superscripts, fractions, circled digits), which
-# StandardTokenizer does not treat as word characters
-_OTHER_NUMBERS = re.compile(
-    "[" + "".join(re.escape(chr(c)) for c in range(0x80, sys.maxunicode + 1) if unicodedata.category(chr(c)) == "No") + "]"
-)
-# halfwidth kana sound marks are Extend, though Python counts them as letters: alone, they are no word
-_ORPHAN_MARKS = re.compile(r"(?<!\w)[\uff9e\uff9f]+")
-# ideographic scripts StandardTokenizer emits one character at a time
-_SINGLE_CHAR_SCRIPTS = re.compile(r"([\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f])")
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+_HALFWIDTH_SOUND_MARKS = "\uff9e\uff9f"
+
+
+def _single_char_script(ch: str) -> bool:
+    """Han and Hiragana: StandardTokenizer emits these one character per token."""
+    cp = ord(ch)
+    return 0x3040 <= cp <= 0x309F or 0x3400 <= cp <= 0x4DBF or 0x4E00 <= cp <= 0x9FFF or 0xF900 <= cp <= 0xFAFF or 0x20000 <= cp <= 0x2FA1F
+
+
+def _rewrite_non_ascii(match: re.Match) -> str:
+    """Make a run of non-ASCII characters split as StandardTokenizer splits it:
+    - "other numbers" (superscripts, fractions, circled digits) are no word characters, though
+      Python's \\w matches them;
+    - halfwidth kana sound marks (Extend) stay in a word they follow but alone are no word;
+    - Han and Hiragana characters become words of their own."""
+    out = []
+    previous = match.string[match.start() - 1] if match.start() > 0 else " "
+    for ch in match.group():
+        if unicodedata.category(ch) == "No":
+            ch = " "
+        elif ch in _HALFWIDTH_SOUND_MARKS and not (previous.isalnum() or previous == "_" or previous in _HALFWIDTH_SOUND_MARKS):
+            ch = " "
+        elif _single_char_script(ch):
+            ch = f" {ch} "
+        out.append(ch)
+        previous = ch[-1]
+    return "".join(out)
+
+
 _POSSESSIVE = ("'s", "\u2019s", "\uff07s")  # EnglishPossessiveFilter's apostrophes
 
 
 def tokenize(text: str) -> list[str]:
     """StandardTokenizer-like word splitting (case kept)."""
-    text = _ORPHAN_MARKS.sub(" ", _OTHER_NUMBERS.sub(" ", text))
-    text = _SINGLE_CHAR_SCRIPTS.sub(r" \1 ", text)
+    if not text.isascii():
+        text = _NON_ASCII_RUN.sub(_rewrite_non_ascii, text)
     words: list[str] = []
     for match in _WORD.finditer(text):
         word = match.group()

@@ -27,7 +27,7 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -97,7 +97,8 @@ def lucene_bm25_weights(
     df = np.bincount(col, minlength=n_vocab)
     idf = np.log(1.0 + (doc_count - df + 0.5) / (df + 0.5)).astype(f32)
     avgdl = f32(lengths.sum() / doc_count)
-    norm_len = np.array([lucene_norm_length(int(n)) for n in lengths], dtype=f32)
+    distinct, which = np.unique(lengths, return_inverse=True)
+    norm_len = np.array([lucene_norm_length(int(n)) for n in distinct], dtype=f32)[which]
     k1f, bf = f32(k1), f32(b)
     norm_inverse = f32(1) / (k1f * ((f32(1) - bf) + bf * norm_len / avgdl))
     weight = idf[col]
@@ -119,31 +120,37 @@ def _lucene_scored_bm25(bm25s):
     return LuceneScoredBM25
 
 
-def build_bm25s_index(documents: list[tuple[str, str]], out_dir: Path, k1: float, b: float) -> dict[str, Any]:
-    """Analyze and index ``(id, contents)`` documents; write the bm25s files and the id list."""
+def build_bm25s_index(documents: Iterable[tuple[str, str]], out_dir: Path, k1: float, b: float) -> dict[str, Any]:
+    """Analyze and index ``(id, contents)`` documents; write the bm25s files and the id list.
+
+    Only the analyzed terms are kept in memory, not the texts.
+    """
     bm25s = _bm25s()
-    tokens = [analyze(text) for _, text in documents]
+    doc_ids: list[str] = []
+    tokens: list[list[str]] = []
+    for doc_id, text in documents:
+        doc_ids.append(doc_id)
+        tokens.append(analyze(text))
     retriever = _lucene_scored_bm25(bm25s)(k1=k1, b=b, method="lucene")
     retriever.index(tokens, show_progress=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     retriever.save(str(out_dir), show_progress=False)
-    (out_dir / IDS_FILE).write_text(json.dumps([doc_id for doc_id, _ in documents]), encoding="utf-8")
-    return {"documents": len(documents), "vocabulary": len(retriever.vocab_dict)}
+    (out_dir / IDS_FILE).write_text(json.dumps(doc_ids), encoding="utf-8")
+    return {"documents": len(doc_ids), "vocabulary": len(retriever.vocab_dict)}
 
 
 def ensure_bm25s_index(catalog: Catalog, config: SearchConfig) -> tuple[Path, bool]:
     """The catalog's cached bm25s index folder, built now if missing or stale (texts, k1 or b changed)."""
-    documents = list(iter_documents(catalog))
     expected = {
         "engine": "bm25s",
         "format": INDEX_FORMAT,
-        "documents_digest": documents_digest(documents),
+        "documents_digest": documents_digest(iter_documents(catalog)),
         "k1": config.k1,
         "b": config.b,
     }
 
     def build(tmp: Path) -> dict[str, Any]:
-        return build_bm25s_index(documents, tmp / BM25S_SUBDIR, config.k1, config.b)
+        return build_bm25s_index(iter_documents(catalog), tmp / BM25S_SUBDIR, config.k1, config.b)
 
     return build_atomically(index_folder(config, catalog), expected, build, force=config.rebuild)
 
