@@ -123,6 +123,16 @@ def test_porter_stemmer_matches_lucenes_departures(lucene):
     assert stem("technology") == "technolog" and stem("assembly") == "assembl" and stem("us") == "us"
 
 
+@pytest.mark.lucene
+def test_norm_length_rounding_matches_lucenes_smallfloat(lucene):
+    from webshop_trl.search.bm25s_engine import lucene_norm_length
+    from webshop_trl.search.java import start_jvm
+
+    small_float = start_jvm()("org.apache.lucene.util.SmallFloat")
+    for n in list(range(0, 300)) + [511, 1000, 4097, 65_000, 1_000_000]:
+        assert lucene_norm_length(n) == small_float.byte4ToInt(small_float.intToByte4(n)), n
+
+
 # --- index building and caching ----------------------------------------------------------------
 
 

@@ -9,8 +9,12 @@ Facts this module relies on (checked against Anserini 1.7.1, the jar in pyserini
   it occurs. So ``+ - && || ! ( ) { } [ ] ^ " ~ * ? : \\ /`` are never operators: they are dropped
   or kept inside words by the tokenizer, and a query with no indexable term returns no hits. This is
   also what WebShop's ``LuceneSearcher`` (a subclass of the same searcher) did.
-- The default similarity is BM25 with k1=0.9, b=0.4, and hits with equal scores are ordered by the
-  document id string (``BREAK_SCORE_TIES_BY_DOCID``), so rankings do not depend on indexing order.
+- The default similarity is BM25 with k1=0.9, b=0.4 (``get_similarity()`` prints
+  ``BM25(k1=0.9,b=0.4)``; Anserini's SimpleSearcher has had these defaults since long before the
+  pyserini 0.17.0 WebShop pins, and WebShop never calls ``set_bm25``). Hits with equal scores are
+  ordered by the document id string (``BREAK_SCORE_TIES_BY_DOCID``), so rankings do not depend on
+  indexing order. Returned scores are rounded to 4 decimals afterwards (ScoreTiesAdjusterReranker),
+  which does not reorder hits.
 - One exception remains: more than 1,024 distinct terms exceed Lucene's ``maxClauseCount`` and
   raise ``TooManyClauses`` (WebShop would crash). We then search the same bag of words cut after
   its 1,024th distinct term: deterministic, and ranked by the words the query starts with.
