@@ -26,6 +26,8 @@ def normalize_query(query: str) -> str:
     Splitting on single spaces and re-joining gives the same string back; it is kept as a plain
     lowercase so that repeated or odd spaces reach the analyzer exactly as in WebShop.
     """
+    if query is None:
+        return ""
     return " ".join(str(query).lower().split(" "))
 
 
