@@ -572,7 +572,8 @@ class _ActionBuilder:
                         saved = self.pick
                         self._detour_in(bad_results, saved)
                     self.actions.append("click[back to search]")
-                    self.events.insert(0, {"kind": "bad_search", "at": start, "steps": len(self.actions) - start, "query": bad})
+                    # its own two steps; what it looked at in between are events of their own
+                    self.events.insert(0, {"kind": "bad_search", "at": start, "steps": 2, "span": len(self.actions) - start, "query": bad})
         # 2. the chosen search, paging to the pick (with detours on the pages passed)
         self.actions.append(f"search[{self.chosen.query}]")
         for page in range(self.page + 1):
