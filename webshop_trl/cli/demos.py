@@ -75,6 +75,8 @@ def add_expert_arguments(p: argparse.ArgumentParser) -> None:
     env.add_argument("--observation-mode", choices=["text", "text_rich"], default="text_rich", help="observations recorded (default text_rich, as WebShop's IL data)")
     env.add_argument("--step-limit", type=int, default=100, help="steps before an episode is truncated")
     env.add_argument("--env-seed", type=int, default=0, help="the environment's seed (price draws, hence the goals' price clauses)")
+    env.add_argument("--no-reward-quirks", action="store_true",
+                     help="score options with the corrected comparison (WebShopConfig.faithful_reward_quirks=False) instead of WebShop's")
 
 
 def _help(cls: Any, name: str) -> str:
@@ -116,6 +118,7 @@ def env_config_from_args(args: argparse.Namespace) -> Any:
     return WebShopConfig(
         data_dir=args.data_dir, goal_kind=args.goal_kind, search_engine=args.engine,
         observation_mode=args.observation_mode, step_limit=args.step_limit, seed=args.env_seed,
+        faithful_reward_quirks=not args.no_reward_quirks,
     )
 
 

@@ -89,6 +89,7 @@ def run_expert_episode(env: Any, agent: ExpertAgent, goal_index: int) -> Traject
         "found_target": plan.target_found,
         "target_rank": next((o.target_rank for o in plan.outcomes if o.query == plan.query), None),
         "target_best_reward": round(target.reward, 6),
+        "target_corrected_reward": None if plan.target_corrected_reward is None else round(plan.target_corrected_reward, 6),
         "chosen_asin": plan.pick.asin if plan.pick else None,
         "chosen_is_target": bool(plan.pick and plan.pick.asin == plan.target_asin),
         "chosen_rank": plan.pick_rank,

@@ -285,6 +285,9 @@ class EpisodePlan:
     noise_events: list[dict[str, Any]] = field(default_factory=list)
     essential_steps: int = 0
     target_unmatched_options: list[str] = field(default_factory=list)
+    # the goal's product with the goal's options under the corrected option comparison
+    # (faithful_reward_quirks=False); set only when the target scores below 1.0
+    target_corrected_reward: float | None = None
 
     @property
     def expected_reward(self) -> float:
@@ -328,6 +331,8 @@ class EpisodePlan:
         missed = self.target_unmatched_options
         if missed:
             detail += f"; unmatched goal options {missed} (normalize_color: {[normalize_color(v) for v in missed]})"
+        if self.target_corrected_reward is not None:
+            detail += f"; with faithful_reward_quirks=False: {self.target_corrected_reward:.3f}"
         return "goal_product_below_1:" + "+".join(parts or ["?"]), detail
 
 
@@ -452,6 +457,10 @@ class ExpertAgent:
         )
         if target.reward < PERFECT:
             plan.target_unmatched_options = unmatched_goal_options(goal, target.options, self.reward_config.faithful_quirks)
+            product = self.catalog.by_asin[goal.asin]
+            corrected = RewardConfig(faithful_quirks=False, spacy_model=self.reward_config.spacy_model)
+            options = best_options(product, goal, faithful_quirks=False)
+            plan.target_corrected_reward = get_reward(product, goal, product.reward_price, options, corrected).total
         rng = self.episode_rng(goal.index)
         if chosen is None:
             # nothing to buy anywhere: search once so the demo shows the attempt

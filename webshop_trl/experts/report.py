@@ -12,7 +12,7 @@ from webshop_trl.trajectories.format import Trajectory
 FAILURE_HELP = {
     "goal_product_below_1:options/normalize_color": "even the goal's own product with the goal's options scores < 1: "
     "WebShop's normalize_color turns the bought value into a colour word by a substring test ('1877blue' -> 'blue', "
-    "'rectangular' -> 'tan'), which then misses the goal's (name, value) pair; faithful_reward_quirks=False scores these 1.0",
+    "'rectangular' -> 'tan'), which then misses the goal's (name, value) pair",
     "goal_product_below_1:options/fuzzy": "even the goal's own product with the best option values scores < 1: a goal option "
     "that no selectable value matches fuzzily",
     "goal_product_below_1:attributes": "the goal's own product lacks a goal attribute (no fuzzy or substring match)",
@@ -32,6 +32,7 @@ def summarize(trajectories: Iterable[Trajectory], seconds: float | None = None) 
     rewards: list[float] = []
     steps: list[int] = []
     failures: Counter[str] = Counter()
+    corrected: Counter[str] = Counter()  # failures the corrected option comparison would score 1.0
     examples: dict[str, list[int]] = {}
     query_kinds: Counter[str] = Counter()
     noise: Counter[str] = Counter()
@@ -40,7 +41,7 @@ def summarize(trajectories: Iterable[Trajectory], seconds: float | None = None) 
         m = t.metadata
         n += 1
         rewards.append(t.final_reward)
-        steps.append(len(t.steps))
+        steps.append(len(t.steps) if t.steps else int(m.get("num_steps", 0)))  # --report drops the steps
         success += t.final_reward >= PERFECT
         purchased += bool(m.get("completed"))
         found += bool(m.get("found_target"))
@@ -56,6 +57,8 @@ def summarize(trajectories: Iterable[Trajectory], seconds: float | None = None) 
         if t.final_reward < PERFECT:
             reason = m.get("failure") or "unknown"
             failures[reason] += 1
+            if (m.get("target_corrected_reward") or 0.0) >= PERFECT:
+                corrected[reason] += 1
             examples.setdefault(reason, [])
             if len(examples[reason]) < 5:
                 examples[reason].append(m.get("goal_index"))
@@ -74,6 +77,7 @@ def summarize(trajectories: Iterable[Trajectory], seconds: float | None = None) 
         "results_page_of_purchase": dict(sorted(pages.items())),
         "noise_events": dict(noise.most_common()),
         "failures": dict(failures.most_common()),
+        "failures_1_with_corrected_reward": dict(corrected.most_common()),
         "failure_examples": examples,
         "seconds": seconds,
     }
@@ -100,7 +104,10 @@ def format_summary(title: str, s: dict[str, Any]) -> str:
         lines.append(f"time                    {s['seconds']:.1f} s ({1000 * s['seconds'] / n:.1f} ms/episode)")
     lines.append("failures (reward < 1):" if s["failures"] else "failures (reward < 1): none")
     for reason, count in s["failures"].items():
+        fixed = s.get("failures_1_with_corrected_reward", {}).get(reason, 0)
         lines.append(f"  {count:5d}  {reason}  e.g. goals {s['failure_examples'].get(reason)}")
+        if fixed:
+            lines.append(f"         {fixed} of them: the goal's product scores 1.0 with faithful_reward_quirks=False")
         if reason in FAILURE_HELP:
             lines.append(f"         {FAILURE_HELP[reason]}")
     return "\n".join(lines)
