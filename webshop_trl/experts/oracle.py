@@ -48,6 +48,8 @@ _PRICE_CLAUSE = re.compile(r",? and price lower than [0-9.]+ dollars\s*$")
 # Values that are also buttons of the item page: clicking them presses the button instead.
 _ITEM_BUTTONS = frozenset({"back to search", "< prev", "buy now", "search", *SUB_PAGES})
 _MAX_OPTION_COMBOS = 20_000
+# words left out of a vague query (instructions start "find me ...", "i am looking for ...")
+_FILLER = frozenset("find me i am looking for need want would like a an the with and that is are it to of some please".split())
 
 
 # ---------------------------------------------------------------------------- queries
@@ -526,8 +528,8 @@ class _ActionBuilder:
         self._event(kind, len(actions), **detail)
         return True
 
-    def _subpage(self) -> str:
-        return self.rng.choice(("description", "description", "features", "features", "reviews"))
+    def _subpage(self, not_this: str | None = None) -> str:
+        return self.rng.choice([p for p in ("description", "description", "features", "features", "reviews") if p != not_this])
 
     def _detour(self, results: list[str], page: int) -> None:
         """Open a product of this results page that is not the pick, maybe read it, go back."""
@@ -548,7 +550,7 @@ class _ActionBuilder:
     def _bad_query(self) -> str | None:
         """A vaguer query than the chosen one: the category, or a few instruction words."""
         good = self.chosen.query
-        words = clean_query(core_instruction(self.goal)).split()
+        words = [w for w in clean_query(core_instruction(self.goal)).replace(",", " ").split() if w not in _FILLER]
         options = []
         category = clean_query(self.goal.query)
         if category and category != good:
@@ -599,9 +601,11 @@ class _ActionBuilder:
             self._noise("reopen", ["click[< prev]", open_pick])
         # 4. options, with sub-page looks at random points and misclicks
         steps: list[tuple[str, Any]] = [("option", (name, value)) for name, value in self.pick.options.items()]
+        looked: str | None = None
         for _ in range(2):
             if rng.random() < cfg.p_subpage:
-                steps.insert(rng.randint(0, len(steps)), ("subpage", self._subpage()))
+                looked = self._subpage(not_this=looked)  # a second look goes to another sub-page
+                steps.insert(rng.randint(0, len(steps)), ("subpage", looked))
         choices = selectable_values(self.agent.catalog.by_asin[self.pick.asin])
         for kind, arg in steps:
             if kind == "subpage":
