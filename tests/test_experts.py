@@ -95,6 +95,12 @@ def test_trajectories_replay_with_valid_actions(env, quiet_demos, noisy_demos):
         assert replay(env, traj) == traj.final_reward
 
 
+def test_text_rich_demos_export_to_webshop_il_format(env, noisy_demos, tmp_path):
+    from webshop_trl.trajectories import export_il_trajectories
+
+    assert export_il_trajectories(noisy_demos, tmp_path / "il.jsonl", env.catalog) == len(noisy_demos)
+
+
 def test_target_gets_exactly_the_goal_options(env, quiet_demos):
     for t in quiet_demos:
         if t.metadata["chosen_is_target"]:

@@ -160,7 +160,7 @@ def selectable_values(product: Product) -> dict[str, list[str]]:
     for name, values in product.options.items():
         keep: list[str] = []
         for v in values:
-            if owner[v] == name and v == v.lower() and v.strip() and v not in _ITEM_BUTTONS and "]" not in v and v not in keep:
+            if owner[v] == name and v == v.lower() and v.strip() and v not in _ITEM_BUTTONS and "[" not in v and "]" not in v and v not in keep:
                 keep.append(v)
         out[name] = keep
     return out
