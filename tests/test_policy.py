@@ -305,8 +305,38 @@ def test_bf16_autocast_path():
     model(**batch, bf16=True).loss.backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
     assert model.token_proj.weight.grad is not None and model.token_proj.weight.grad.dtype == torch.float32
+    assert model.text_encoder.config._attn_implementation == "sdpa"  # the bf16 kernel switch is per call
     switched = make_model(bf16=True)  # the config switch
     assert switched.config.bf16 and all(torch.isfinite(s).all() for s in switched.score(OBS, CANDS))
+
+
+def test_freeze_encoder_layers_stops_their_updates():
+    model = make_model(seed=3)
+    frozen = model.freeze_encoder_layers(1)
+    embeddings = model.text_encoder.embeddings
+    first, last = model.text_encoder.encoder.layer[0], model.text_encoder.encoder.layer[1]
+    assert frozen == sum(p.numel() for m in (embeddings, first) for p in m.parameters())
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model(**model.processor(OBS, CANDS, labels=[0, 1, 2])).loss.backward()
+    optimizer.step()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert not any(n.startswith(("text_encoder.embeddings", "text_encoder.encoder.layer.0.")) for n in changed)
+    assert any(n.startswith("text_encoder.encoder.layer.1.") for n in changed)
+    with pytest.raises(ValueError, match="num_layers"):
+        model.freeze_encoder_layers(3)
+
+
+def test_encoder_dropout_override():
+    tokenizer = make_tokenizer()
+    enc = {**tiny_encoder_config(len(tokenizer)), "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
+    off = ActionScorerModel(ActionScorerConfig(text_encoder=enc))  # default: dropout off
+    assert all(m.p == 0.0 for m in off.text_encoder.modules() if isinstance(m, torch.nn.Dropout))
+    kept = ActionScorerModel(ActionScorerConfig(text_encoder=enc, encoder_dropout=None))
+    assert {m.p for m in kept.text_encoder.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
+    with pytest.raises(ValueError, match="encoder_dropout"):
+        ActionScorerConfig(text_encoder=enc, encoder_dropout=2.0)
 
 
 def test_trainer_facing_attributes():

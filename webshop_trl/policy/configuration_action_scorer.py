@@ -63,6 +63,17 @@ class ActionScorerConfig(PreTrainedConfig):
             AVX512-BF16/AMX, slow on CPUs without, hence a switch and not a default.
         initializer_range (`float`, defaults to 0.02):
             Std of the normal init of the head's linear layers.
+        encoder_dropout (`float`, *optional*, defaults to 0.0):
+            Replaces the encoder's hidden and attention dropout (BERT checkpoints ship 0.1; WebShop
+            trained with 0.1). 0.0 makes log-probs deterministic in train mode, which PPO ratios
+            and DPO's policy/reference comparison assume (TRL's trainers disable dropout for that
+            reason), and makes a CPU training step ~1.4x faster (no dropout masks, and SDPA's
+            fused kernel instead of its math fallback). ``None`` keeps the checkpoint's values.
+        bf16_attn_implementation (`str`, *optional*, defaults to `"eager"`):
+            Attention kernel used under bf16 autocast on CPU. Measured on a 2-core AVX512-BF16
+            CPU with 512-token pages: eager (bf16 matmuls + softmax) ~10% faster than SDPA's CPU
+            flash kernel in inference and ~15% in training, while in fp32 SDPA is faster; hence
+            SDPA by default and this override for bf16 only. ``None`` keeps the encoder's kernel.
     """
 
     model_type = "webshop_action_scorer"
@@ -80,6 +91,8 @@ class ActionScorerConfig(PreTrainedConfig):
     value_hidden_size: int = 128
     bf16: bool = False
     initializer_range: float = 0.02
+    encoder_dropout: float | None = 0.0
+    bf16_attn_implementation: str | None = "eager"
 
     def __post_init__(self, **kwargs):
         if self.text_encoder is None:
@@ -98,6 +111,8 @@ class ActionScorerConfig(PreTrainedConfig):
             raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout}")
         if self.interaction_hidden_size is not None and int(self.interaction_hidden_size) < 1:
             raise ValueError(f"interaction_hidden_size must be >= 1, got {self.interaction_hidden_size}")
+        if self.encoder_dropout is not None and not 0.0 <= float(self.encoder_dropout) < 1.0:
+            raise ValueError(f"encoder_dropout must be in [0, 1) or None, got {self.encoder_dropout}")
         if int(self.value_hidden_size) < 1:
             raise ValueError(f"value_hidden_size must be >= 1, got {self.value_hidden_size}")
         if getattr(self.text_encoder, "hidden_size", None) is None:

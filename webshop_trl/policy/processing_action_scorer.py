@@ -290,7 +290,10 @@ class ActionScoringProcessor:
             instr_texts.append(found)
             page_texts.append(page)
         # one batched call for all segments (fast tokenizer, parallel in Rust)
-        encoded = tok(instr_texts + page_texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+        # (verbose=False: pages longer than the model limit are expected here; they are cut below)
+        encoded = tok(
+            instr_texts + page_texts, add_special_tokens=False, return_attention_mask=False, verbose=False
+        )["input_ids"]
         instr_ids, page_ids = encoded[: len(observations)], encoded[len(observations):]
         cls_id, sep_id, pad_id = tok.cls_token_id, tok.sep_token_id, tok.pad_token_id
         rows: list[list[int]] = []
