@@ -12,7 +12,7 @@ import sys
 
 from webshop_trl.errors import WebShopTrlError
 
-COMMAND_MODULES = ("data", "index", "evaluate", "play", "demos")
+COMMAND_MODULES = ("data", "index", "evaluate", "play", "demos", "preferences")
 
 
 def build_parser() -> argparse.ArgumentParser:
