@@ -29,6 +29,19 @@ from typing import Any
 
 from webshop_trl import paths
 
+SELF_DOC = """`webshop-trl demos self`: self-generated demonstrations (Feng & Feng §3.2).
+
+    webshop-trl demos self --checkpoint checkpoints/il --temperature 1.0 --num-keep 100 --output self.jsonl
+
+The policy plays train goals (shuffled with --seed, each once) with sampling; episodes that buy
+with reward >= --threshold are kept, their loops removed (a state seen again: the trajectory goes
+from its first visit straight to what followed the last visit; each cut is checked by replaying it
+in the environment) and appended to --output, until --num-keep are kept or --max-episodes tried.
+Every episode tried is logged in <output stem>.attempts.jsonl; running the same command again
+resumes (goals already tried are skipped). Prints tried, kept, acceptance rate and the mean length
+before/after pruning.
+"""
+
 _SPECIAL = {"seed", "queries", "fallback_queries", "prefer_target"}
 
 
@@ -68,6 +81,11 @@ def add_expert_arguments(p: argparse.ArgumentParser) -> None:
         extra = " (overrides --noise)" if f.name in NOISE_FIELDS else ""
         expert.add_argument(_field_flag(f.name), dest=f.name, type=kind, default=None, help=f.metadata.get("help", "") + extra)
 
+    add_demo_env_arguments(p)
+
+
+def add_demo_env_arguments(p: argparse.ArgumentParser) -> None:
+    """The environment options of the demo builders (`env_config_from_args` reads them)."""
     env = p.add_argument_group("environment")
     env.add_argument("--data-dir", default=None, help="folder with the WebShop files (default: the fetched data folder)")
     env.add_argument("--goal-kind", choices=["synthetic", "human"], default="synthetic", help="synthetic or human goals")
@@ -79,17 +97,111 @@ def add_expert_arguments(p: argparse.ArgumentParser) -> None:
                      help="score options with the corrected comparison (WebShopConfig.faithful_reward_quirks=False) instead of WebShop's")
 
 
+def add_self_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `demos self` (also used by datasets_build/self_generated.py)."""
+    policy = p.add_argument_group("policy")
+    policy.add_argument("--checkpoint", required=True, help="policy checkpoint folder (ActionScorerModel.save_pretrained)")
+    mode = policy.add_mutually_exclusive_group()
+    mode.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    mode.add_argument("--greedy", action="store_true", help="argmax instead of sampling")
+    policy.add_argument("--seed", type=int, default=0, help="seed of the sampling and the goal shuffle")
+    policy.add_argument("--query-source", choices=["instruction", "human", "seq2seq"], default="instruction",
+                        help="search query: the instruction (default), a human query from goal_query_map.json, or a seq2seq model")
+    policy.add_argument("--query-model", default=None, help="seq2seq query model folder (--query-source seq2seq)")
+    policy.add_argument("--query-pick", choices=["first", "sample"], default="first", help="human/seq2seq: first query/beam or one drawn")
+    policy.add_argument("--max-candidates", type=int, default=None, help="WebShop's test-time cap: first 6 + 10 drawn above N clicks (default off)")
+    policy.add_argument("--num-envs", type=int, default=8, help="sessions stepped together (the output does not depend on it)")
+    policy.add_argument("--batch-size", type=int, default=None, help="pages per forward pass (default: all of a step)")
+    policy.add_argument("--device", default=None, help="torch device (default cpu)")
+
+    keep = p.add_argument_group("what to keep")
+    keep.add_argument("--threshold", type=float, default=1.0, help="keep episodes with reward >= this (default 1.0)")
+    keep.add_argument("--num-keep", type=int, default=100, help="stop after this many kept trajectories (default 100)")
+    keep.add_argument("--max-episodes", type=int, default=None, help="stop after this many episodes (default: every goal once)")
+    keep.add_argument("--keep-unpurchased", action="store_true", help="also keep episodes that never bought (reward 0; needs --threshold <= 0)")
+    keep.add_argument("--no-prune", action="store_true", help="keep loops (default: remove looped sub-trajectories)")
+    keep.add_argument("--loop-key", choices=["page", "observation"], default="page",
+                      help="state equality for loops: the page without visited-product marks (default) or the raw observation")
+
+    goals = p.add_argument_group("goals")
+    goals.add_argument("--split", default="train", choices=["test", "eval", "train"], help="goal split (default train)")
+    goals.add_argument("--split-mode", default="index", choices=["index", "product"], help="WebShop's index split (default) or the product split")
+    goals.add_argument("--goal-indices", type=int, nargs="+", default=None, help="these goal indices instead of a split")
+    goals.add_argument("--no-shuffle", action="store_true", help="try the goals in index order (default: shuffled with --seed)")
+
+    out = p.add_argument_group("output")
+    out.add_argument("--output", default=None, help="JSONL file to append to (default outputs/self/self-<checkpoint>-<t|greedy>-seed<S>.jsonl)")
+    out.add_argument("--overwrite", action="store_true", help="start the output file (and its attempt log) afresh instead of resuming")
+    out.add_argument("--summary-json", default=None, help="also save the summary here")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    add_demo_env_arguments(p)
+
+
+def self_config_from_args(args: argparse.Namespace) -> Any:
+    from webshop_trl.trajectories.self_generated import SelfGenConfig
+
+    config = SelfGenConfig(
+        checkpoint=args.checkpoint, temperature=args.temperature, greedy=args.greedy, seed=args.seed,
+        threshold=args.threshold, num_keep=args.num_keep, max_episodes=args.max_episodes, split=args.split,
+        split_mode=args.split_mode, goal_indices=args.goal_indices, shuffle=not args.no_shuffle,
+        query_source=args.query_source, query_model=args.query_model, query_pick=args.query_pick,
+        prune=not args.no_prune, loop_key=args.loop_key, require_purchase=not args.keep_unpurchased,
+        max_candidates=args.max_candidates, num_envs=args.num_envs, device=args.device, batch_size=args.batch_size,
+    )
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise SystemExit(f"webshop-trl demos self: error: {exc}")
+    return config
+
+
+def run_self(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from webshop_trl.trajectories.self_generated import format_self_summary, generate_self_trajectories
+
+    config = self_config_from_args(args)
+    mode = "greedy" if config.greedy else f"t{config.temperature:g}"
+    out = Path(args.output or (paths.repo_dir() or Path.cwd()) / "outputs" / "self" /
+               f"self-{Path(config.checkpoint).name or 'policy'}-{mode}-seed{config.seed}.jsonl")
+    bar = Progress(TextColumn("[bold]self-generated[/]"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("tried {task.fields[tried]}"), TimeElapsedColumn(), disable=args.quiet)
+    task = bar.add_task("kept", total=config.num_keep, tried=0)
+    tried = 0
+
+    def tick(record: dict[str, Any]) -> None:
+        nonlocal tried
+        tried += 1
+        bar.update(task, advance=int(record["kept"]), tried=tried)
+
+    with bar:
+        summary = generate_self_trajectories(out, config, env_config_from_args(args), overwrite=args.overwrite, on_episode=tick)
+    print(format_self_summary(summary))
+    if args.summary_json:
+        path = Path(args.summary_json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        print(f"saved {path}")
+    print(json.dumps({k: summary[k] for k in ("tried", "kept", "acceptance_rate", "mean_steps_before_pruning", "mean_steps_after_pruning")}))
+    return 0
+
+
 def _help(cls: Any, name: str) -> str:
     return next(f.metadata.get("help", "") for f in dataclasses.fields(cls) if f.name == name)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demos", help="generate demonstrations (scripted expert)")
+    p = subparsers.add_parser("demos", help="generate demonstrations (scripted expert, or self-generated by a policy)")
     sub = p.add_subparsers(dest="demos_command", required=True)
     e = sub.add_parser("expert", help="scripted expert demos: an oracle that knows the goal", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_expert_arguments(e)
     e.set_defaults(func=run_expert)
+    s = sub.add_parser("self", help="self-generated demos: successful rollouts of a policy checkpoint, loops removed",
+                       description=SELF_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_self_arguments(s)
+    s.set_defaults(func=run_self)
 
 
 def expert_config_from_args(args: argparse.Namespace, noise: str | None = None) -> Any:
