@@ -27,6 +27,7 @@ POST     /{prefix}{id}.git/info/lfs/objects/batch                    LFS batch (
 PUT      /_lfs/{oid}                                                 LFS object upload
 POST     /_lfs/verify                                                LFS verify
 POST     /api/{type}s/{id}/commit/{rev}                              create_commit (ndjson)
+POST     /api/{type}s/{id}/branch/{branch}                           create_branch (409 if there)
 GET      /api/{type}s/{id}/tree/{rev}[/{path}]                       list_repo_tree, HfFileSystem
 POST     /api/{type}s/{id}/paths-info/{rev}                          get_paths_info, HfFileSystem
 GET/HEAD /{prefix}{id}/resolve/{rev}/{path}                          hf_hub_download, HfFileSystem
@@ -467,6 +468,16 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             url = f"{hub.url}/{TYPE_PREFIX[repo.repo_type]}{repo.repo_id}/commit/{commit.oid}"
             self._json(200, {"commitUrl": url, "commitOid": commit.oid, "pullRequestUrl": None, "success": True})
 
+        def create_branch(self, m, query, body) -> None:
+            self._require_token()
+            repo = hub._get_repo(m["type"][:-1], m["repo"])
+            start = (json.loads(body or b"{}").get("startingPoint")) or "main"
+            with hub._lock:
+                if m["branch"] in repo.branches:
+                    raise HubError(409, f"Reference already exists: refs/heads/{m['branch']}")
+                repo.branches[m["branch"]] = hub._get_commit(repo, start).oid
+            self._json(200, {})
+
         def tree(self, m, query, body) -> None:
             repo = hub._get_repo(m["type"][:-1], m["repo"])
             commit = hub._get_commit(repo, m["rev"])
@@ -520,6 +531,7 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         ("GET", rf"/api/{_TYPES}/{_ID}(?:/revision/(?P<rev>.+))?", Handler.repo_info),
         ("POST", rf"/api/{_TYPES}/{_ID}/preupload/(?P<rev>[^/]+)", Handler.preupload),
         ("POST", rf"/api/{_TYPES}/{_ID}/commit/(?P<rev>[^/]+)", Handler.commit),
+        ("POST", rf"/api/{_TYPES}/{_ID}/branch/(?P<branch>[^/]+)", Handler.create_branch),
         ("GET", rf"/api/{_TYPES}/{_ID}/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?", Handler.tree),
         ("POST", rf"/api/{_TYPES}/{_ID}/paths-info/(?P<rev>[^/]+)", Handler.paths_info),
         ("POST", rf"/(?:(?:datasets|spaces)/)?{_ID}\.git/info/lfs/objects/batch", Handler.lfs_batch),

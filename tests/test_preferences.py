@@ -265,15 +265,21 @@ def test_split_by_goal(demos, uniform, workdir):
 
 def test_several_inputs_and_unusable_steps(demos, workdir):
     odd = workdir / "odd.jsonl"
-    write_trajectories(odd, [odd_trajectory(), odd_trajectory(9001, "human")])
+    write_trajectories(odd, [odd_trajectory(), odd_trajectory(9001, "human"), odd_trajectory(GOALS[0])])
     built = build_preferences(PreferenceBuildConfig([str(demos), str(odd)], rejection="uniform", eval_fraction=0))
     rows = all_rows(built.dataset)
     hand = [r for r in rows if r["source"] == "hand"]
-    assert [(r["goal_index"], r["step"], r["chosen"]) for r in hand] == [(9000, 4, "click[large]"), (9001, 4, "click[large]")]
-    assert rows[-2:] == hand  # input order: the demos first
+    assert [(r["goal_index"], r["step"], r["chosen"]) for r in hand] == [(9000, 4, "click[large]"), (9001, 4, "click[large]"),
+                                                                         (GOALS[0], 4, "click[large]")]
+    assert rows[-3:] == hand  # input order: the demos first
     c = built.info["counts"]
-    assert c["single_candidate"] == 4 and c["invalid_steps"] == 2  # "only one" and "twice" x2; "gone" x2
-    assert c["rows_by_source"]["hand"] == 2
+    assert c["single_candidate"] == 6 and c["invalid_steps"] == 3  # "only one" and "twice" x3; "gone" x3
+    assert c["rows_by_source"]["hand"] == 3
+    # a goal seen in two files sits in one split
+    for seed in range(4):
+        halves = build_preferences(PreferenceBuildConfig([str(demos), str(odd)], rejection="uniform", eval_fraction=0.5, seed=seed))
+        where = {s for s in ("train", "eval") if GOALS[0] in halves.dataset[s]["goal_index"]}
+        assert len(where) == 1 and sum(r["goal_index"] == GOALS[0] for r in halves.dataset[where.pop()]) > 1
     assert [i["path"] for i in built.info["inputs"]] == [str(demos), str(odd)]
     assert any("odd.jsonl: trajectory 1 step 3: chosen action not among the candidates" in s for s in built.skipped)
 

@@ -112,9 +112,11 @@ def test_failed_push_keeps_the_saved_dataset_and_push_only_retries(tmp_path, hub
     assert "push to the Hub (tester/retry) failed" in r.stderr and "--push-only" in r.stderr
     assert load_from_disk(str(out))["train"].num_rows > 0 and ("dataset", "tester/retry") not in hub.repos
 
-    r = cli(["build-preferences", "--output", str(out), "--push-only", "--hub-dataset-id", "tester/retry", "-q"], env)
+    r = cli(["build-preferences", "--output", str(out), "--push-only", "--hub-dataset-id", "tester/retry", "-q",
+             "--hub-revision", "dpo-v1"], env)
     assert r.returncode == 0, r.stderr[-3000:]
-    files = hub.files("tester/retry")
+    assert hub.files("tester/retry") == {}  # main untouched: everything went to the branch
+    files = hub.files("tester/retry", revision="dpo-v1")
     assert read_parquet(files["data/train-00000-of-00001.parquet"]) == load_from_disk(str(out))["train"].to_list()
     assert files["README.md"].decode().endswith((out / "README.md").read_text().split("\n---\n", 1)[1])
     assert not hub.unhandled and not hub.errors

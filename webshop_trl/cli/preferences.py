@@ -183,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(stage: str, advanced: int, total: int) -> None:
         if stage not in tasks:
-            tasks[stage] = bars.add_task("reference policy scoring pages" if stage == "reject" else stage, total=total)
+            label = {"reference": "reference policy scoring pages", "uniform": "drawing rejected actions"}[config.rejection]
+            tasks[stage] = bars.add_task(label if stage == "reject" else stage, total=total)
         bars.update(tasks[stage], advance=advanced)
 
     start = time.perf_counter()

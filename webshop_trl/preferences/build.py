@@ -285,9 +285,10 @@ def load_reference_policy(name_or_path: str, device: str = "auto") -> Any:
     """`ActionScorerModel.from_pretrained` with its processor, in eval mode on ``device``."""
     from webshop_trl.policy import ActionScorerModel
 
-    if os.path.sep in str(name_or_path) or str(name_or_path).startswith("."):
-        if not Path(name_or_path).exists():
-            raise PreferenceBuildError(f"reference model folder not found: {name_or_path}")
+    name = str(name_or_path)
+    looks_like_path = Path(name).is_absolute() or name.startswith((".", "~")) or name.count("/") > 1 or name.endswith("/")
+    if looks_like_path and not Path(name).expanduser().exists():  # "owner/name" may be a hub id
+        raise PreferenceBuildError(f"reference model folder not found: {name_or_path}")
     try:
         model = ActionScorerModel.from_pretrained(name_or_path)
     except (OSError, ValueError) as exc:
