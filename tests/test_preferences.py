@@ -314,6 +314,10 @@ def test_clear_errors(demos, workdir, policy_dir):
         build(inputs=[str(searches)])
     with pytest.raises(PreferenceBuildError, match="reference model folder not found"):
         build(rejection="reference", reference_model=str(workdir / "no-model"))
+    plain = workdir / "plain-bert"
+    make_policy().text_encoder.save_pretrained(plain)
+    with pytest.raises(PreferenceBuildError, match="is a bert checkpoint, not an ActionScorerModel"):
+        build(rejection="reference", reference_model=str(plain))
     weights_only = workdir / "weights-only"
     make_policy().save_pretrained(weights_only)
     for f in weights_only.iterdir():

@@ -289,10 +289,22 @@ def load_reference_policy(name_or_path: str, device: str = "auto") -> Any:
     looks_like_path = Path(name).is_absolute() or name.startswith((".", "~")) or name.count("/") > 1 or name.endswith("/")
     if looks_like_path and not Path(name).expanduser().exists():  # "owner/name" may be a hub id
         raise PreferenceBuildError(f"reference model folder not found: {name_or_path}")
+    config_file = Path(name).expanduser() / "config.json"
+    if config_file.is_file():
+        try:
+            model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError, AttributeError):
+            model_type = None
+        if model_type != ActionScorerModel.config_class.model_type:
+            raise PreferenceBuildError(
+                f"the reference policy {name_or_path!r} is a {model_type or 'unknown'} checkpoint, not an ActionScorerModel "
+                f"(model_type {ActionScorerModel.config_class.model_type!r}); build one with ActionScorerModel.from_bert, "
+                "train it (imitation learning) and save_pretrained it")
     try:
-        model = ActionScorerModel.from_pretrained(name_or_path)
-    except (OSError, ValueError) as exc:
-        raise PreferenceBuildError(f"cannot load the reference policy {name_or_path!r} as an ActionScorerModel: {exc}") from exc
+        model = ActionScorerModel.from_pretrained(str(Path(name).expanduser()) if looks_like_path else name)
+    except Exception as exc:  # missing files, offline hub, incompatible weights: say what and where
+        raise PreferenceBuildError(f"cannot load the reference policy {name_or_path!r} as an ActionScorerModel: "
+                                   f"{type(exc).__name__}: {exc}") from exc
     if model.processor is None:
         raise PreferenceBuildError(f"the reference policy {name_or_path!r} has no tokenizer files beside its weights "
                                    "(save it with ActionScorerModel.save_pretrained, which writes them)")
