@@ -1,0 +1,1 @@
+"""Entry scripts of the trainers: `python -m webshop_trl.scripts.<method> --config recipe.yaml`."""

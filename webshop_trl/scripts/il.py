@@ -1,0 +1,87 @@
+"""Imitation learning (behaviour cloning) of the WebShop choice policy, from a YAML recipe.
+
+    python -m webshop_trl.scripts.il --config recipes/minilm/il/config_full.yaml
+    accelerate launch --config_file recipes/accelerate_configs/cpu.yaml \\
+        -m webshop_trl.scripts.il --config recipes/minilm/il/config_full.yaml
+    # any recipe key can be overridden on the command line:
+    python -m webshop_trl.scripts.il --config recipes/minilm/il/config_smoke.yaml --max_steps 2
+
+The recipe's keys are the fields of `ILScriptArguments` (data), `ILConfig` (training; any
+`transformers.TrainingArguments` key) and `ILModelArguments` (model); unknown keys are an error.
+The trained policy is saved with ``save_pretrained`` (config, safetensors weights, tokenizer and
+processor settings) in ``output_dir``, so ``ActionScorerModel.from_pretrained(output_dir)`` loads
+it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import transformers
+from transformers import set_seed
+from trl import TrlParser
+
+from webshop_trl.trainers.il_config import ILConfig, ILModelArguments, ILScriptArguments
+
+logger = logging.getLogger("webshop_trl.il")
+
+DATACLASS_TYPES = (ILScriptArguments, ILConfig, ILModelArguments)
+
+
+def make_parser(prog: str | None = None) -> TrlParser:
+    """`TrlParser` over the three argument classes: ``--config recipe.yaml`` plus CLI overrides."""
+    return TrlParser(DATACLASS_TYPES, prog=prog, description=__doc__.splitlines()[0])
+
+
+def main(script_args: ILScriptArguments, training_args: ILConfig, model_args: ILModelArguments):
+    """Train, save (and evaluate) an IL policy; returns the `ILTrainer`."""
+    from webshop_trl.trainers.il_data import build_il_datasets
+    from webshop_trl.trainers.il_trainer import ILTrainer
+    from webshop_trl.trainers.policy_init import load_policy
+
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, handlers=[logging.StreamHandler(sys.stdout)]
+    )
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+
+    with training_args.main_process_first(desc="building the IL decision steps"):
+        started = time.perf_counter()
+        train_dataset, eval_dataset = build_il_datasets(script_args, training_args)
+    set_seed(training_args.seed)
+    model = load_policy(model_args, training_args.processor_overrides())
+    logger.info(
+        "IL data: %d training steps, %s evaluation steps (%.1f s); processor %s",
+        len(train_dataset), "no" if eval_dataset is None else len(eval_dataset), time.perf_counter() - started,
+        model.processor,
+    )
+
+    trainer = ILTrainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset)
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    metrics = dict(train_result.metrics)
+    metrics["train_samples"] = len(train_dataset)
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+
+    trainer.save_model(training_args.output_dir)  # config + weights + processor (save_pretrained)
+    logger.info("saved the IL policy to %s", training_args.output_dir)
+
+    if eval_dataset is not None:
+        eval_metrics = trainer.evaluate()
+        eval_metrics["eval_samples"] = len(eval_dataset)
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+
+    if training_args.push_to_hub:
+        trainer.push_to_hub(tags=ILTrainer._tag_names)
+    return trainer
+
+
+if __name__ == "__main__":
+    parser = make_parser()
+    script_args, training_args, model_args = parser.parse_args_and_config()
+    main(script_args, training_args, model_args)

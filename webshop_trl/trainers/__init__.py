@@ -1,0 +1,27 @@
+"""Trainers of the WebShop policy built on `transformers.Trainer` (IL now; DPO and PPO build on it).
+
+* `ILConfig` / `ILScriptArguments` / `ILModelArguments` -- the arguments of a recipe.
+* `ILTrainer` -- behaviour cloning: cross-entropy of the demonstrated click over the candidates.
+* `ILDataCollator`, `build_il_datasets` -- decision steps from trajectories, batched.
+* `load_policy` -- a fresh policy on a BERT encoder, or a saved checkpoint.
+
+Run a recipe with ``python -m webshop_trl.scripts.il --config recipes/minilm/il/config_full.yaml``
+(or under ``accelerate launch``); see recipes/minilm/README.md.
+"""
+
+from webshop_trl.trainers.il_config import ILConfig, ILModelArguments, ILScriptArguments
+from webshop_trl.trainers.il_data import ILDataCollator, build_il_datasets, load_decision_steps
+from webshop_trl.trainers.il_trainer import ILTrainer
+from webshop_trl.trainers.policy_init import freeze_encoder, load_policy
+
+__all__ = [
+    "ILConfig",
+    "ILDataCollator",
+    "ILModelArguments",
+    "ILScriptArguments",
+    "ILTrainer",
+    "build_il_datasets",
+    "freeze_encoder",
+    "load_decision_steps",
+    "load_policy",
+]
