@@ -24,7 +24,6 @@ import argparse
 import shlex
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from webshop_trl.errors import WebShopTrlError
