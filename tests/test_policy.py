@@ -306,6 +306,15 @@ def test_bf16_autocast_path():
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
     assert model.token_proj.weight.grad is not None and model.token_proj.weight.grad.dtype == torch.float32
     assert model.text_encoder.config._attn_implementation == "sdpa"  # the bf16 kernel switch is per call
+    seen = []
+    hook = model.text_encoder.register_forward_pre_hook(lambda m, a: seen.append(m.config._attn_implementation))
+    with torch.no_grad():
+        model(**batch, bf16=True)  # small calls (<= one 512x512 map) take the bf16 kernel
+        model(**batch, bf16=False)
+        model.BF16_ATTN_OVERRIDE_MAX_SCORES = 0  # as for a large batch of pages: SDPA stays
+        model(**batch, bf16=True)
+    hook.remove()
+    assert seen == ["eager", "eager", "sdpa", "sdpa", "sdpa", "sdpa"]
     switched = make_model(bf16=True)  # the config switch
     assert switched.config.bf16 and all(torch.isfinite(s).all() for s in switched.score(OBS, CANDS))
 

@@ -70,10 +70,12 @@ class ActionScorerConfig(PreTrainedConfig):
             reason), and makes a CPU training step ~1.4x faster (no dropout masks, and SDPA's
             fused kernel instead of its math fallback). ``None`` keeps the checkpoint's values.
         bf16_attn_implementation (`str`, *optional*, defaults to `"eager"`):
-            Attention kernel used under bf16 autocast on CPU. Measured on a 2-core AVX512-BF16
-            CPU with 512-token pages: eager (bf16 matmuls + softmax) ~10% faster than SDPA's CPU
-            flash kernel in inference and ~15% in training, while in fp32 SDPA is faster; hence
-            SDPA by default and this override for bf16 only. ``None`` keeps the encoder's kernel.
+            Attention kernel used under bf16 autocast on CPU for small encoder calls (at most one
+            512x512 attention map: a single page, or its candidate actions). Measured on a 2-core
+            AVX512-BF16 CPU with one 512-token page: eager (bf16 matmuls + softmax) ~10% faster
+            than SDPA's CPU flash kernel in inference and ~15% in training, while in fp32 SDPA is
+            faster, and for batches of pages SDPA is ~2x faster (eager materialises every
+            [B, heads, L, L] score). ``None`` always keeps the encoder's kernel (SDPA).
     """
 
     model_type = "webshop_action_scorer"
