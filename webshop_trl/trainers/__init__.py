@@ -25,3 +25,20 @@ __all__ = [
     "load_decision_steps",
     "load_policy",
 ]
+
+# DPO: TRL's DPOTrainer subclassed for the action-scoring policy (recipes/minilm/dpo/README.md).
+from webshop_trl.trainers.dpo_config import ActionDPOConfig, DPOModelArguments, DPOScriptArguments  # noqa: E402
+from webshop_trl.trainers.dpo_data import ActionDPODataCollator, load_preference_datasets  # noqa: E402
+from webshop_trl.trainers.dpo_loss import SUPPORTED_LOSS_TYPES, dpo_loss  # noqa: E402
+from webshop_trl.trainers.dpo_trainer import ActionDPOTrainer  # noqa: E402
+
+__all__ += [
+    "ActionDPOConfig",
+    "ActionDPODataCollator",
+    "ActionDPOTrainer",
+    "DPOModelArguments",
+    "DPOScriptArguments",
+    "SUPPORTED_LOSS_TYPES",
+    "dpo_loss",
+    "load_preference_datasets",
+]
