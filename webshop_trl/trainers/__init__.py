@@ -42,3 +42,19 @@ __all__ += [
     "dpo_loss",
     "load_preference_datasets",
 ]
+
+# PPO: our own loop on accelerate (TRL 1.16 has no PPO; recipes/minilm/ppo/README.md).
+from webshop_trl.trainers.ppo_config import PPOConfig, PPOModelArguments, PPOScriptArguments  # noqa: E402
+from webshop_trl.trainers.ppo_core import clipped_policy_loss, compute_gae, exact_entropy, exact_kl  # noqa: E402
+from webshop_trl.trainers.ppo_trainer import PPOTrainer  # noqa: E402
+
+__all__ += [
+    "PPOConfig",
+    "PPOModelArguments",
+    "PPOScriptArguments",
+    "PPOTrainer",
+    "clipped_policy_loss",
+    "compute_gae",
+    "exact_entropy",
+    "exact_kl",
+]

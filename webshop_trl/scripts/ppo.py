@@ -1,0 +1,95 @@
+"""PPO of the WebShop action-scoring policy on the live environment, from a YAML recipe (our own loop on accelerate).
+
+    python -m webshop_trl.scripts.ppo --config recipes/minilm/ppo/config_smoke.yaml
+    accelerate launch --config_file recipes/accelerate_configs/cpu.yaml \\
+        -m webshop_trl.scripts.ppo --config recipes/minilm/ppo/config_full.yaml
+    # any recipe key can be overridden on the command line:
+    python -m webshop_trl.scripts.ppo --config recipes/minilm/ppo/config_smoke.yaml --num_updates 2 --kl_coef 0.05
+    # continue from the last checkpoint of output_dir:
+    python -m webshop_trl.scripts.ppo --config recipes/minilm/ppo/config_full.yaml --resume_from_checkpoint true
+
+The recipe's keys are the fields of `PPOScriptArguments` (environment, demonstrations),
+`PPOConfig` (the loop) and `PPOModelArguments` (the policy to start from, normally the IL
+checkpoint, and the LoRA options); unknown keys are an error.
+
+Output (``output_dir``): metrics.jsonl (one line per logged update), checkpoint-<n>/ folders
+(policy + processor, accelerate state, trainer_state.json) and the final policy, loadable with
+``ActionScorerModel.from_pretrained`` (with ``use_peft``: the adapter in ``output_dir/adapter`` and
+the merged policy in ``output_dir``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from transformers import set_seed
+from trl import TrlParser
+
+from webshop_trl.trainers.ppo_config import PPOConfig, PPOModelArguments, PPOScriptArguments
+
+logger = logging.getLogger("webshop_trl.ppo")
+
+DATACLASS_TYPES = (PPOScriptArguments, PPOConfig, PPOModelArguments)
+
+
+def make_parser(prog: str | None = None) -> TrlParser:
+    """`TrlParser` over the three argument classes: ``--config recipe.yaml`` plus CLI overrides."""
+    return TrlParser(DATACLASS_TYPES, prog=prog, description=__doc__.splitlines()[0])
+
+
+def build_policy(model_args: PPOModelArguments, config: PPOConfig):
+    """The policy to train (IL policy-init code, value head on; LoRA through PEFT when asked)."""
+    from webshop_trl.trainers.policy_init import load_policy
+
+    model = load_policy(model_args, config.processor_overrides())
+    peft_config = model_args.peft_config()
+    if peft_config is None:
+        return model
+    from peft import get_peft_model
+
+    processor = model.processor
+    model = get_peft_model(model, peft_config)
+    model.processor = processor
+    return model
+
+
+def load_il_dataset(script_args: PPOScriptArguments, config: PPOConfig):
+    """Demonstration decision steps for the IL term (None without il_dataset_paths)."""
+    if not script_args.il_dataset_paths:
+        return None
+    from webshop_trl.trainers.il_data import load_decision_steps, subsample
+
+    dataset = load_decision_steps(script_args.il_dataset_paths, seed=config.seed, min_reward=script_args.il_min_reward)
+    return subsample(dataset, script_args.il_max_samples, config.seed)
+
+
+def main(script_args: PPOScriptArguments, config: PPOConfig, model_args: PPOModelArguments):
+    """Train and save a PPO policy; returns the `PPOTrainer`."""
+    from webshop_trl.trainers.ppo_trainer import PPOTrainer
+
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, handlers=[logging.StreamHandler(sys.stdout)]
+    )
+    set_seed(config.seed)  # the same initial policy (and new value head) in every process
+    if not model_args.model_name_or_path:
+        logger.warning(
+            "model_name_or_path is unset: PPO starts from a fresh policy on %s (random scoring head), not from the IL "
+            "checkpoint; the reference is that untrained policy", model_args.encoder_name_or_path,
+        )
+    model = build_policy(model_args, config)
+    il_dataset = load_il_dataset(script_args, config)
+    if config.il_coef > 0 and il_dataset is None:
+        raise ValueError("il_coef > 0 needs il_dataset_paths (demonstrations for the IL loss term)")
+    trainer = PPOTrainer(model, config, script_args, il_dataset=il_dataset)
+    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    trainer.save_final()
+    if trainer.accelerator.is_main_process:
+        logger.info("saved the PPO policy to %s", config.output_dir)
+    return trainer
+
+
+if __name__ == "__main__":
+    parser = make_parser()
+    script_args, config, model_args = parser.parse_args_and_config()
+    main(script_args, config, model_args)
