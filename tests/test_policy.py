@@ -449,3 +449,33 @@ def test_real_minilm_offline_smoke(monkeypatch):
     log_probs = model.score(OBS, CANDS)
     assert [lp.shape[0] for lp in log_probs] == [1, 3, 5]
     assert all(torch.allclose(lp.exp().sum(), torch.tensor(1.0), atol=1e-5) for lp in log_probs)
+
+
+def test_push_to_hub_then_load_by_repo_id(tmp_path):
+    """push_to_hub (inherited) uploads weights, config and processor; a Hub id loads them back.
+    Runs against the local fake Hub of tests/hub_server.py in a fresh process (huggingface_hub
+    reads HF_ENDPOINT at import)."""
+    import subprocess
+    import sys
+
+    from hub_server import FakeHub
+
+    script = f"""
+import sys, torch
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+torch.set_num_threads(1)
+from test_policy import CANDS, OBS, make_model
+from transformers import AutoModel
+model = make_model()
+model.push_to_hub("tester/tiny-policy")
+loaded = AutoModel.from_pretrained("tester/tiny-policy")
+assert type(loaded).__name__ == "ActionScorerModel" and loaded.processor is not None
+assert loaded.processor.limits == model.processor.limits
+assert all(torch.equal(a, b) for a, b in zip(model.score(OBS, CANDS), loaded.score(OBS, CANDS)))
+"""
+    with FakeHub(token="hf_test") as hub:
+        env = {**os.environ, **hub.env(tmp_path)}
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        files = set(hub.files("tester/tiny-policy", repo_type="model"))
+    assert {"config.json", "model.safetensors", "action_scoring_processor.json", "tokenizer.json"} <= files
