@@ -452,9 +452,9 @@ def test_real_minilm_offline_smoke(monkeypatch):
 
 
 def test_push_to_hub_then_load_by_repo_id(tmp_path):
-    """push_to_hub (inherited) uploads weights, config and processor; a Hub id loads them back.
-    Runs against the local fake Hub of tests/hub_server.py in a fresh process (huggingface_hub
-    reads HF_ENDPOINT at import)."""
+    """push_to_hub (inherited) uploads weights, config and processor; a Hub id loads them back,
+    and from_bert starts from a BERT checkpoint given by Hub id. Runs against the local fake Hub
+    of tests/hub_server.py in a fresh process (huggingface_hub reads HF_ENDPOINT at import)."""
     import subprocess
     import sys
 
@@ -472,6 +472,20 @@ loaded = AutoModel.from_pretrained("tester/tiny-policy")
 assert type(loaded).__name__ == "ActionScorerModel" and loaded.processor is not None
 assert loaded.processor.limits == model.processor.limits
 assert all(torch.equal(a, b) for a, b in zip(model.score(OBS, CANDS), loaded.score(OBS, CANDS)))
+from test_policy import BertConfig, BertModel, make_tokenizer, tiny_encoder_config
+from webshop_trl.policy import ActionScorerModel
+bert = BertModel(BertConfig(**{{k: v for k, v in tiny_encoder_config(len(make_tokenizer())).items() if k != "model_type"}}))
+import tempfile
+from huggingface_hub import HfApi
+with tempfile.TemporaryDirectory() as folder:  # one commit: the fake Hub answers a 2nd create_repo oddly
+    bert.save_pretrained(folder)
+    make_tokenizer().save_pretrained(folder)
+    HfApi().create_repo("tester/tiny-bert")
+    HfApi().upload_folder(repo_id="tester/tiny-bert", folder_path=folder)
+scorer = ActionScorerModel.from_bert("tester/tiny-bert")
+assert scorer.config.encoder_name_or_path == "tester/tiny-bert"
+assert torch.equal(scorer.get_input_embeddings().weight, bert.get_input_embeddings().weight)
+assert len(scorer.score(OBS, CANDS)) == 3
 """
     with FakeHub(token="hf_test") as hub:
         env = {**os.environ, **hub.env(tmp_path)}
