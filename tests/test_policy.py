@@ -364,7 +364,7 @@ def test_peft_lora_feature_extraction():
     model = make_model()
     lora = peft.get_peft_model(model, peft.LoraConfig(
         task_type=peft.TaskType.FEATURE_EXTRACTION, r=4, target_modules=["query", "value"],
-        modules_to_save=["token_proj", "score_out"],
+        modules_to_save=["interaction", "token_proj", "score_out"],
     ))
     batch = model.processor(OBS, CANDS, labels=[0, 1, 2])
     lora.train()
