@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
     out_dir = tempfile.mkdtemp(prefix="ppo-speed-")
     script_args, config, model_args = ppo.make_parser().parse_args_and_config(
         ["--config", args.config, "--output_dir", out_dir, "--num_updates", str(args.warmup + args.updates),
-         "--save_steps", "0", "--logging_steps", "1000000"]
+         "--save_steps", "0", "--logging_steps", "1"]
     )
     torch.manual_seed(config.seed)
     started = time.perf_counter()

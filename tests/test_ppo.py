@@ -203,3 +203,21 @@ def test_script_runs_a_recipe_end_to_end(tmp_path, webshop_dir):
     trainer = ppo.main(script_args, config, model_args)
     assert trainer.update == 1
     assert ActionScorerModel.from_pretrained(out).value_head is not None
+
+
+def test_truncation_at_the_step_limit_bootstraps_only_when_asked(tmp_path, env_config):
+    import dataclasses
+
+    from webshop_trl.trainers.ppo_trainer import PPOTrainer
+
+    short = dataclasses.replace(env_config, step_limit=2)  # search + one click: every episode is cut
+    rewards = {}
+    for bootstrap in (False, True):
+        trainer = PPOTrainer(tiny_policy(), ppo_config(tmp_path, num_steps=4, bootstrap_truncated=bootstrap), env_config=short)
+        trainer.start_envs()
+        buf = trainer.rollout()
+        ends = buf["ends"].bool()
+        assert ends.any()
+        rewards[bootstrap] = buf["rewards"][ends]
+    assert torch.all(rewards[False] == 0)  # a cut episode's return is 0
+    assert torch.all(rewards[True] != 0)  # gamma * V(last page)

@@ -55,8 +55,8 @@ def build_policy(model_args: PPOModelArguments, config: PPOConfig):
 
 
 def load_il_dataset(script_args: PPOScriptArguments, config: PPOConfig):
-    """Demonstration decision steps for the IL term (None without il_dataset_paths)."""
-    if not script_args.il_dataset_paths:
+    """Demonstration decision steps for the IL term (None without il_dataset_paths or with il_coef 0)."""
+    if not script_args.il_dataset_paths or config.il_coef <= 0:
         return None
     from webshop_trl.trainers.il_data import load_decision_steps, subsample
 

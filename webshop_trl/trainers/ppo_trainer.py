@@ -238,8 +238,9 @@ class PPOTrainer:
             if cfg.bootstrap_truncated and truncated.any():
                 cut = [i for i in range(N) if truncated[i] and not terminated[i]]
                 final = [self.infos["final_obs"][i] for i in cut]
-                finfo = [self.infos["final_info"][i] or {} for i in cut]
-                fcands = [click_candidates(f.get("available_actions") or []) or ["click[back to search]"] for f in finfo]
+                # final_info is a dict of per-env arrays (gymnasium's vector infos)
+                f_actions = self.infos.get("final_info", {}).get("available_actions")
+                fcands = [click_candidates((f_actions[i] if f_actions is not None else None) or []) or ["click[back to search]"] for i in cut]
                 v = self._forward(policy, final, fcands).values.float().cpu()
                 for j, i in enumerate(cut):
                     scaled[i] += cfg.gamma * v[j]
@@ -349,12 +350,21 @@ class PPOTrainer:
         return result
 
     # ------------------------------------------------------------------ the loop
+    def start_envs(self) -> None:
+        """Build this process's search policy and environments (inside the process, never before a
+        fork: each process has its own sessions and search engine) and reset them."""
+        from webshop_trl.agents.search_policy import make_search_policy
+        from webshop_trl.envs import WebShopVectorEnv
+
+        self.search_policy = make_search_policy(self.script_args.query_source, data_dir=self.script_args.data_dir)
+        if self.envs is None:
+            self.envs = WebShopVectorEnv(self.config.num_envs, self._env_config())
+        env_seed = self.config.seed + 100_003 * self.accelerator.process_index + 7_919 * self.update
+        self.obs, self.infos = self.envs.reset(seed=env_seed, options={"split": self.script_args.goal_split})
+
     def train(self, resume_from_checkpoint: str | bool | None = None) -> list[dict[str, Any]]:
         """Run ``config.num_updates`` updates (from the checkpoint's count when resuming); returns the logged metrics."""
         from accelerate.utils import set_seed
-
-        from webshop_trl.agents.search_policy import make_search_policy
-        from webshop_trl.envs import WebShopVectorEnv
 
         cfg = self.config
         acc = self.accelerator
@@ -362,14 +372,10 @@ class PPOTrainer:
         set_seed(cfg.seed, device_specific=True)
         if resume not in (None, False, "", "false", "False"):
             self.load_checkpoint(resume)
-        # inside the process, never before a fork: each process has its own sessions and search engine
-        self.search_policy = make_search_policy(self.script_args.query_source, data_dir=self.script_args.data_dir)
-        self.envs = WebShopVectorEnv(cfg.num_envs, self._env_config())
-        env_seed = cfg.seed + 100_003 * acc.process_index + 7_919 * self.update
-        self.obs, self.infos = self.envs.reset(seed=env_seed, options={"split": self.script_args.goal_split})
+        self.start_envs()
         if acc.is_main_process:
             os.makedirs(cfg.output_dir, exist_ok=True)
-        if acc.log_with and self.update == 0:
+        if acc.log_with:
             acc.init_trackers("webshop-ppo", config={k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool))})
         started = time.perf_counter()
         while self.update < cfg.num_updates:
