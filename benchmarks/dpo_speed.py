@@ -22,7 +22,7 @@ load; with 2 threads it is the sum over both).
 
     python benchmarks/dpo_speed.py [--steps 10] [--warmup 2] [--batch-size 8] [--rounds 1]
         [--max-observation-length 384] [--candidates 10] [--modes precompute,frozen] [--bf16 on,off]
-        [--freeze-layers N] [--json out.json]
+        [--freeze-embeddings] [--freeze-layers N] [--threads 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ def run_one(base_model, rows, *, precompute: bool, bf16: bool, args) -> dict:
             stamps.append((time.perf_counter(), time.process_time()))
 
     model = copy.deepcopy(base_model).train()  # (a copy of an untouched model: TRL has not patched it)
-    if args.freeze_layers:
-        freeze_encoder(model, args.freeze_layers, embeddings=True)
+    if args.freeze_layers or args.freeze_embeddings:
+        freeze_encoder(model, args.freeze_layers, embeddings=args.freeze_embeddings)
     out = tempfile.mkdtemp(prefix="dpo-speed-")
     config = ActionDPOConfig(
         output_dir=out, max_steps=args.warmup + args.steps, per_device_train_batch_size=args.batch_size,
@@ -138,9 +138,28 @@ def run_one(base_model, rows, *, precompute: bool, bf16: bool, args) -> dict:
         "s_per_step_mean": statistics.fmean(steps),
         "cpu_s_per_step_median": statistics.median(cpu_steps),
         "setup_s": setup,
-        "precompute_s_per_pair": (setup / len(rows)) if precompute else None,
+        "precompute_s_per_pair": (setup / len(rows)) if precompute else None,  # trainer setup incl. precompute, per pair
         "others_cpu_share": others,
     }
+
+
+def reference_forward_s_per_pair(base_model, rows, bf16: bool, batch_size: int, repeats: int = 3) -> tuple[float, float]:
+    """What precomputing costs per pair: a no-grad forward of ``batch_size`` pairs (median of
+    ``repeats``), as (wall, CPU time) seconds per pair."""
+    from webshop_trl.trainers.dpo_data import ActionDPODataCollator
+
+    model = copy.deepcopy(base_model).eval()
+    batch = ActionDPODataCollator(model.processor)(rows[:batch_size])
+    inputs = {k: v for k, v in batch.items() if k not in ("chosen_index", "rejected_index")}
+    times, cpu = [], []
+    with torch.no_grad():
+        for _ in range(repeats + 1):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            model(**inputs, bf16=bf16)
+            times.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu_started)
+    n = len(inputs["num_candidates"])
+    return statistics.median(times[1:]) / n, statistics.median(cpu[1:]) / n
 
 
 def main(argv=None) -> int:
@@ -155,7 +174,8 @@ def main(argv=None) -> int:
     p.add_argument("--candidates", type=int, default=10, help="candidates per page")
     p.add_argument("--modes", default="precompute,frozen")
     p.add_argument("--bf16", default="on,off")
-    p.add_argument("--freeze-layers", type=int, default=0, help="freeze embeddings and the first N encoder layers")
+    p.add_argument("--freeze-layers", type=int, default=0, help="do not train the first N encoder layers")
+    p.add_argument("--freeze-embeddings", action="store_true", help="do not train the word/position embeddings")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -175,18 +195,28 @@ def main(argv=None) -> int:
     bf16s = [{"on": True, "off": False}[b.strip()] for b in args.bf16.split(",") if b.strip()]
     print(
         f"# DPO step, MiniLM-L6 ({sum(p.numel() for p in base.parameters()) / 1e6:.1f}M params), batch {args.batch_size} pairs, "
-        f"{args.max_observation_length}-token pages, {args.candidates} candidates, freeze_layers {args.freeze_layers}, "
+        f"{args.max_observation_length}-token pages, {args.candidates} candidates, freeze_embeddings {args.freeze_embeddings}, "
+        f"freeze_layers {args.freeze_layers}, "
         f"{args.threads} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}",
         flush=True,
     )
     results = []
+    if "precompute" in modes:
+        for bf16 in bf16s:
+            per_pair, cpu_per_pair = reference_forward_s_per_pair(base, rows, bf16, min(len(rows), args.precompute_batch_size))
+            results.append({"reference_forward_s_per_pair": per_pair, "reference_forward_cpu_s_per_pair": cpu_per_pair, "bf16": bf16})
+            print(
+                f"reference forward (what precompute_ref_log_probs costs), bf16={'on ' if bf16 else 'off'}: "
+                f"{per_pair * 1000:.0f} ms/pair (CPU {cpu_per_pair * 1000:.0f} ms/pair) at batch "
+                f"{min(len(rows), args.precompute_batch_size)}", flush=True,
+            )
     for r in range(args.rounds):
         for mode in modes:
             for bf16 in bf16s:
                 res = run_one(base, rows, precompute=mode == "precompute", bf16=bf16, args=args)
                 res["round"] = r
                 results.append(res)
-                extra = f", precompute {res['precompute_s_per_pair'] * 1000:.0f} ms/pair" if res["precompute_s_per_pair"] else ""
+                extra = f", set-up incl. precompute {res['setup_s']:.1f} s" if res["precompute_s_per_pair"] else ""
                 print(
                     f"reference={res['reference']:<10} bf16={'on ' if bf16 else 'off'}  median {res['s_per_step_median']:.3f} s/step "
                     f"(min {res['s_per_step_min']:.3f}, mean {res['s_per_step_mean']:.3f}; CPU {res['cpu_s_per_step_median']:.3f} "

@@ -126,6 +126,7 @@ def test_dpo_recipes_parse_with_trl_parser(recipe):
     assert isinstance(training_args, ActionDPOConfig)
     assert script_args.dataset_name and model_args.model_name_or_path
     assert training_args.max_length is None and not training_args.gradient_checkpointing
+    assert training_args.ddp_find_unused_parameters is False  # DDP: see ActionDPOConfig.ddp_find_unused_parameters
     if model_args.use_peft:
         config = model_args.peft_config()
         assert config.task_type == "FEATURE_EXTRACTION" and "score_out" in config.modules_to_save

@@ -139,7 +139,8 @@ class ActionDPOConfig(DPOConfig):
 
     Defaults that differ from TRL's `DPOConfig`: learning_rate 1e-5 (TRL 1e-6),
     activation/gradient checkpointing off (TRL on), bf16 False (TRL True), max_length None (TRL 1024),
-    per_device_train_batch_size 8. Recipes set them all explicitly anyway. Activation checkpointing is
+    per_device_train_batch_size 8, ddp_find_unused_parameters False (transformers: on unless
+    checkpointing). Recipes set them all explicitly anyway. Activation checkpointing is
     ``activation_checkpointing`` (transformers 5.23's name; ``gradient_checkpointing`` is its
     deprecated alias).
     """
@@ -175,6 +176,14 @@ class ActionDPOConfig(DPOConfig):
         metadata={
             "help": "bfloat16 autocast (weights stay fp32): mixed precision on GPUs, the policy's CPU bf16 path on CPUs "
             "(fast with AVX512-BF16/AMX, slow without)."
+        },
+    )
+    ddp_find_unused_parameters: bool | None = field(
+        default=False,
+        metadata={
+            "help": "DDP's search for parameters without gradients. Off: every trained parameter of the policy gets one "
+            "(no value head in DPO), and with it on, DDP's output scan fails on ActionScorerOutput (its 'values' "
+            "field shadows dict.values)."
         },
     )
     max_length: int | None = field(
