@@ -290,6 +290,9 @@ def test_a_few_optimizer_steps_lower_the_cross_entropy():
         out = model(**batch)
     expected = -(out.log_probs[1, 2] + out.log_probs[2, 4] + out.log_probs[0, 0]) / 3
     assert out.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    with torch.no_grad():
+        as_tuple = model(**batch, return_dict=False)
+    assert torch.equal(as_tuple[0], out.loss) and torch.equal(as_tuple[1], out.logits)  # loss first, as in HF
 
 
 def test_bf16_autocast_path():

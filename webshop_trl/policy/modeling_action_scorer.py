@@ -320,8 +320,9 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
                 num_candidates, action_index, return_values, use_bf16,
             )
         if labels is not None:
-            labels = labels.to(out.logits.device)
-            out.loss = F.cross_entropy(out.logits, labels, ignore_index=IGNORE_INDEX)
+            loss = F.cross_entropy(out.logits, labels.to(out.logits.device), ignore_index=IGNORE_INDEX)
+            # a new output so that ``loss`` comes first in ``to_tuple()``, as in transformers models
+            out = ActionScorerOutput(loss=loss, **{k: v for k, v in out.items()})
         if not return_dict:
             return out.to_tuple()
         return out
