@@ -226,6 +226,7 @@ def test_preprocessing_matches_webshop():
     rich = preprocess_text("You have clicked small.\nInstruction: \nI need red shoes\n[button] Back to Search [button_]\n")
     assert split_instruction(rich) == ("i need red shoes", "you have clicked small.\n[button] back to search [button_]")
     assert split_instruction("no instruction here [SEP] x") == ("", "no instruction here [SEP] x")
+    assert split_instruction("WebShop [SEP] Instruction: [SEP] I need Red shoes [SEP] Search") == ("I need Red shoes", "WebShop [SEP] Search")
 
 
 @pytest.mark.parametrize("template", [

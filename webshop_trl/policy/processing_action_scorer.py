@@ -44,8 +44,10 @@ IGNORE_INDEX = -100
 WEBSHOP_SPECIAL_TOKENS: tuple[str, ...] = ("[button]", "[button_]", "[clicked button]", "[clicked button_]")
 
 # "Instruction:" then a separator ("[SEP]" in text mode, a newline in text_rich), the instruction,
-# and the next separator. Matched after preprocessing (lowercase).
-_INSTRUCTION_RE = re.compile(r"instruction:[ \t]*(?P<sep>\[SEP\]|\n)[ \t\n]*(?P<text>.*?)[ \t]*(?=\[SEP\]|\n|$)", re.DOTALL)
+# and the next separator (case-insensitive, so it also works with preprocess=False).
+_INSTRUCTION_RE = re.compile(
+    r"instruction:[ \t]*(?P<sep>\[SEP\]|\n)[ \t\n]*(?P<text>.*?)[ \t]*(?=\[SEP\]|\n|$)", re.DOTALL | re.IGNORECASE
+)
 
 
 def preprocess_text(text: str) -> str:
@@ -65,9 +67,9 @@ def split_instruction(observation: str) -> tuple[str, str]:
     instruction = match.group("text").strip()
     rest = observation[match.end():]
     # drop the separator that followed the instruction, so the page does not start with one
-    rest = re.sub(r"^[ \t]*(?:\[SEP\]|\n)[ \t]*", "", rest, count=1)
+    rest = re.sub(r"^[ \t]*(?:\[SEP\]|\n)[ \t]*", "", rest, count=1, flags=re.IGNORECASE)
     before = observation[: match.start()].rstrip()
-    before = re.sub(r"[ \t]*(?:\[SEP\])?[ \t]*$", "", before)  # "WebShop [SEP]" -> "WebShop"
+    before = re.sub(r"[ \t]*(?:\[SEP\])?[ \t]*$", "", before, flags=re.IGNORECASE)  # "WebShop [SEP]" -> "WebShop"
     joint = "\n" if match.group("sep") == "\n" else " [SEP] "  # keep the page's own separator
     page = f"{before}{joint}{rest}" if before and rest else (before or rest)
     return instruction, page.strip()
