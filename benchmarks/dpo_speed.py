@@ -22,7 +22,7 @@ load; with 2 threads it is the sum over both).
 
     python benchmarks/dpo_speed.py [--steps 10] [--warmup 2] [--batch-size 8] [--rounds 1]
         [--max-observation-length 384] [--candidates 10] [--modes precompute,frozen] [--bf16 on,off]
-        [--freeze-embeddings] [--freeze-layers N] [--threads 2] [--json out.json]
+        [--freeze-embeddings] [--freeze-layers N] [--lora] [--threads 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -119,7 +119,14 @@ def run_one(base_model, rows, *, precompute: bool, bf16: bool, args) -> dict:
     busy0, total0 = cpu_busy()
     own0 = time.process_time()
     started = time.perf_counter()
-    trainer = ActionDPOTrainer(model=model, args=config, train_dataset=datasets.Dataset.from_list(rows), callbacks=[Stamp()])
+    peft_config = None
+    if args.lora:
+        from webshop_trl.trainers.dpo_config import DPOModelArguments
+
+        peft_config = DPOModelArguments(use_peft=True, lora_r=16, lora_alpha=32).peft_config()  # recipes/minilm/dpo/config_lora.yaml
+    trainer = ActionDPOTrainer(
+        model=model, args=config, train_dataset=datasets.Dataset.from_list(rows), callbacks=[Stamp()], peft_config=peft_config
+    )
     setup = time.perf_counter() - started
     trainer.train()
     wall = time.perf_counter() - started
@@ -176,6 +183,7 @@ def main(argv=None) -> int:
     p.add_argument("--bf16", default="on,off")
     p.add_argument("--freeze-layers", type=int, default=0, help="do not train the first N encoder layers")
     p.add_argument("--freeze-embeddings", action="store_true", help="do not train the word/position embeddings")
+    p.add_argument("--lora", action="store_true", help="LoRA r=16 on every encoder linear layer + the head (config_lora.yaml)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -196,7 +204,7 @@ def main(argv=None) -> int:
     print(
         f"# DPO step, MiniLM-L6 ({sum(p.numel() for p in base.parameters()) / 1e6:.1f}M params), batch {args.batch_size} pairs, "
         f"{args.max_observation_length}-token pages, {args.candidates} candidates, freeze_embeddings {args.freeze_embeddings}, "
-        f"freeze_layers {args.freeze_layers}, "
+        f"freeze_layers {args.freeze_layers}, lora {args.lora}, "
         f"{args.threads} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}",
         flush=True,
     )

@@ -329,6 +329,23 @@ def test_streaming_dataset_and_padding_to_a_multiple(tmp_path, dataset):
     assert trainer.state.global_step == 2
 
 
+def test_the_frozen_copy_of_a_model_trl_already_patched_is_independent(tmp_path, dataset):
+    """TRL patches model.forward with a closure over the original forward: a plain deep copy of a
+    patched model would keep computing with the original's weights."""
+    policy = make_policy()
+    ActionDPOTrainer(model=policy, args=make_args(tmp_path), train_dataset=dataset)  # patches policy.forward
+    assert "forward" in policy.__dict__
+    trainer = ActionDPOTrainer(model=policy, args=make_args(tmp_path), train_dataset=dataset)
+    rows = [dataset[i] for i in range(4)]
+    before = batch_log_probs(trainer.ref_model, policy.processor, rows)
+    with torch.no_grad():
+        policy.score_out.weight.add_(1.0)
+        policy.token_proj.weight.mul_(5.0)
+    after = batch_log_probs(trainer.ref_model, policy.processor, rows)
+    torch.testing.assert_close(after, before, rtol=0, atol=0)
+    assert not torch.allclose(batch_log_probs(policy, policy.processor, rows)[0], before[0])
+
+
 def test_sync_ref_model_moves_the_reference(tmp_path, dataset):
     trainer = ActionDPOTrainer(
         model=make_policy(), args=make_args(tmp_path, max_steps=2, sync_ref_model=True, ref_model_sync_steps=1), train_dataset=dataset

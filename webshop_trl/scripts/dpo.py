@@ -115,26 +115,13 @@ def save_policy(trainer, output_dir: str) -> None:
         processor = trainer.action_processor
         processor.save_pretrained(adapter_dir)
         # merge a copy: the trainer's model stays a PeftModel (evaluation after saving uses it)
+        from webshop_trl.trainers.dpo_trainer import unpatched_copy
+
         merged = unpatched_copy(unwrapped).merge_and_unload()
         merged.processor = processor
         merged.save_pretrained(output_dir)
         logger.info("saved the LoRA adapter to %s and the merged DPO policy to %s", adapter_dir, output_dir)
     trainer.accelerator.wait_for_everyone()
-
-
-def unpatched_copy(model):
-    """A deep copy of ``model`` without TRL's instance-level ``forward`` patch (`add_fused_lm_head`).
-
-    The patch keeps the original bound ``forward`` in a closure, so a plain deep copy's forward
-    would still run the *original* module's weights; dropping the instance attribute restores the
-    class's forward on the copy.
-    """
-    import copy
-
-    clone = copy.deepcopy(model)
-    for module in clone.modules():
-        module.__dict__.pop("forward", None)
-    return clone
 
 
 if __name__ == "__main__":

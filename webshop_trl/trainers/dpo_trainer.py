@@ -111,7 +111,7 @@ class ActionDPOTrainer(DPOTrainer):
         # FSDP even with precomputed log-probs); hand it a frozen copy of the initial policy instead.
         uses_peft = peft_config is not None or is_peft_model(model)
         if ref_model is None and not uses_peft and (not args.precompute_ref_log_probs or _fsdp_requested(args)):
-            ref_model = copy.deepcopy(model)
+            ref_model = unpatched_copy(model)
         if ref_model is not None:
             ref_model.requires_grad_(False)
             ref_model.eval()
@@ -272,8 +272,21 @@ def _find_processor(policy, processing_class) -> ActionScoringProcessor:
     return processor
 
 
+def unpatched_copy(model):
+    """A deep copy of ``model`` without instance-level ``forward`` patches (TRL's `add_fused_lm_head`).
+
+    TRL's patch keeps the original bound ``forward`` in a closure, so a plain deep copy of a model a
+    trainer has seen would still run the *original* module's weights; dropping the instance
+    attribute restores the class's forward on the copy.
+    """
+    clone = copy.deepcopy(model)
+    for module in clone.modules():
+        module.__dict__.pop("forward", None)
+    return clone
+
+
 def _fsdp_requested(args) -> bool:
     return bool(getattr(args, "fsdp", None)) or os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
 
 
-__all__ = ["ActionDPOTrainer"]
+__all__ = ["ActionDPOTrainer", "unpatched_copy"]
