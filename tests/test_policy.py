@@ -194,14 +194,14 @@ def test_value_head_shape_and_switch():
     model = make_model()
     with torch.no_grad():
         out = model(**model.processor(OBS, CANDS))
-        assert out.values.shape == (3,) and out.values.dtype == torch.float32
-        assert model(**model.processor(OBS, CANDS), return_values=False).values is None
+        assert out.state_values.shape == (3,) and out.state_values.dtype == torch.float32
+        assert model(**model.processor(OBS, CANDS), return_values=False).state_values is None
     log_probs, values = model.score(OBS, CANDS, return_values=True)
     assert values.shape == (3,) and len(log_probs) == 3
     no_value = make_model(use_value_head=False)
     assert no_value.value_head is None
     with torch.no_grad():
-        assert no_value(**no_value.processor(OBS, CANDS)).values is None
+        assert no_value(**no_value.processor(OBS, CANDS)).state_values is None
         with pytest.raises(ValueError, match="use_value_head"):
             no_value(**no_value.processor(OBS, CANDS), return_values=True)
 
@@ -302,7 +302,7 @@ def test_bf16_autocast_path():
     with torch.no_grad():
         fp32 = model(**batch)
         bf16 = model(**batch, bf16=True)
-    assert bf16.logits.dtype == torch.float32 and bf16.values.dtype == torch.float32
+    assert bf16.logits.dtype == torch.float32 and bf16.state_values.dtype == torch.float32
     assert torch.allclose(bf16.log_probs.exp().sum(-1), torch.ones(3), atol=1e-5)
     assert torch.allclose(bf16.log_probs[bf16.candidate_mask], fp32.log_probs[fp32.candidate_mask], atol=0.1)
     model.train()

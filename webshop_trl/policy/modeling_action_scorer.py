@@ -51,7 +51,9 @@ class ActionScorerOutput(ModelOutput):
         candidate_mask: [B, Kmax] True for real candidates.
         flat_log_probs: [N] log pi(a|s) in the input's candidate order (page-major), handy for
             gathering chosen/rejected actions in DPO.
-        values: [B] state values V(s) (when the model has a value head and values are asked for).
+        state_values: [B] state values V(s) (when the model has a value head and values are
+            asked for). Not called ``values``: a ModelOutput is a dict, and a field of that name
+            hides ``dict.values``, which DDP's output scan calls (it crashed IL under DDP).
     """
 
     loss: torch.Tensor | None = None
@@ -59,7 +61,7 @@ class ActionScorerOutput(ModelOutput):
     log_probs: torch.Tensor | None = None
     candidate_mask: torch.Tensor | None = None
     flat_log_probs: torch.Tensor | None = None
-    values: torch.Tensor | None = None
+    state_values: torch.Tensor | None = None
 
 
 @dataclass
@@ -457,7 +459,7 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
                 raise ValueError("return_values=True but the model was built with use_value_head=False")
             values = self.value_head(obs_states[:, 0]).squeeze(-1).float()
         return ActionScorerOutput(
-            logits=logits, log_probs=log_probs, candidate_mask=candidate_mask, flat_log_probs=flat_log_probs, values=values
+            logits=logits, log_probs=log_probs, candidate_mask=candidate_mask, flat_log_probs=flat_log_probs, state_values=values
         )
 
     # ------------------------------------------------------------------ convenience API
@@ -511,7 +513,7 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
             for row, (i, k) in enumerate(zip(idx, batch["num_candidates"].tolist())):
                 per_page[i] = lp[row, :k].clone()
             if return_values:
-                values[idx] = out.values.float().cpu()
+                values[idx] = out.state_values.float().cpu()
         if return_values:
             return per_page, values
         return per_page
@@ -551,7 +553,7 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
             actions=[candidates[i][j] for i, j in enumerate(indices)],
             indices=indices,
             log_probs=log_probs.gather(1, chosen[:, None]).squeeze(1).cpu(),
-            values=out.values.float().cpu() if out.values is not None else None,
+            values=out.state_values.float().cpu() if out.state_values is not None else None,
         )
 
 

@@ -182,8 +182,7 @@ class ActionDPOConfig(DPOConfig):
         default=False,
         metadata={
             "help": "DDP's search for parameters without gradients. Off: every trained parameter of the policy gets one "
-            "(no value head in DPO), and with it on, DDP's output scan fails on ActionScorerOutput (its 'values' "
-            "field shadows dict.values)."
+            "(DPO computes no state values), so the search would only cost time."
         },
     )
     max_length: int | None = field(

@@ -229,7 +229,7 @@ class PPOTrainer:
             buf["ref_log_probs"].append(ref_rows)
             buf["actions"][t] = actions
             buf["log_probs"][t] = chosen
-            buf["values"][t] = out.values.float().cpu()
+            buf["values"][t] = out.state_values.float().cpu()
             buf["decision"][t] = torch.tensor(decision, dtype=torch.float)
             env_actions = [c[a] for c, a in zip(cands, actions.tolist())]
             self.obs, rewards, terminated, truncated, self.infos = self.envs.step(env_actions)
@@ -241,7 +241,7 @@ class PPOTrainer:
                 # final_info is a dict of per-env arrays (gymnasium's vector infos)
                 f_actions = self.infos.get("final_info", {}).get("available_actions")
                 fcands = [click_candidates((f_actions[i] if f_actions is not None else None) or []) or ["click[back to search]"] for i in cut]
-                v = self._forward(policy, final, fcands).values.float().cpu()
+                v = self._forward(policy, final, fcands).state_values.float().cpu()
                 for j, i in enumerate(cut):
                     scaled[i] += cfg.gamma * v[j]
             buf["rewards"][t] = scaled
@@ -250,7 +250,7 @@ class PPOTrainer:
                 if ends[i]:
                     episode_rewards.append(float(rewards[i]))
         cands, _, instructions = self._pages(self.obs, self.infos)
-        buf["next_value"] = self._forward(policy, self.obs, cands, instructions).values.float().cpu()
+        buf["next_value"] = self._forward(policy, self.obs, cands, instructions).state_values.float().cpu()
         buf["episode_rewards"] = episode_rewards
         policy.train(was_training)
         return buf
@@ -309,7 +309,7 @@ class PPOTrainer:
                     std = (((adv - mean) ** 2 * weights).sum() / (n_dec - 1)).sqrt()
                     adv = (adv - mean) / (std + 1e-8)
                 pg_loss, _, clip_frac, approx_kl = clipped_policy_loss(new_logp, b_logp[idx].to(device), adv, cfg.clip_coef, weights)
-                values = out.values[:B].float()
+                values = out.state_values[:B].float()
                 ret = b_ret[idx].to(device)
                 if cfg.clip_vloss:
                     old_v = b_values[idx].to(device)
