@@ -55,3 +55,25 @@ def human_goals(catalog):
     from webshop_trl.data import build_goals
 
     return build_goals(catalog, "human")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: thread barriers on a busy 2-core machine cost more than the ops.
+
+    Files of tiny-model tests opt in with `pytestmark = pytest.mark.usefixtures("one_thread")`.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """The tiny random policy (tests/tiny_policy.py, seed 0, no value head) saved once per module."""
+    from tiny_policy import save_tiny_policy
+
+    return save_tiny_policy(tmp_path_factory.mktemp("policy"), use_value_head=False)

@@ -1,6 +1,6 @@
 """Contract tests of `ActionDPOTrainer` (TRL 1.16's real `DPOTrainer`, subclassed for the action scorer).
 
-Everything runs on a tiny random BERT policy (2 layers, hidden 32, a ~60-word vocabulary) and a few
+Everything runs on a tiny random BERT policy (2 layers, hidden 32, the small vocabulary of tests/tiny_policy.py) and a few
 preference pairs built in memory, so the file takes seconds. The tests go through TRL's own
 `DPOTrainer.__init__` / `train` / `evaluate`, so a TRL upgrade that moves the hooks this trainer
 overrides (or how it picks the reference model) fails here.
@@ -16,22 +16,17 @@ import datasets
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertTokenizer
 from trl import DPOConfig, DPOTrainer
 
 from webshop_trl.errors import DataFileError
-from webshop_trl.policy import ActionScorerConfig, ActionScorerModel, ActionScoringProcessor
+from webshop_trl.policy import ActionScorerModel
 from webshop_trl.trainers.dpo_config import SCORE_HEAD_MODULES, ActionDPOConfig, DPOModelArguments
 from webshop_trl.trainers.dpo_data import ActionDPODataCollator, check_preference_dataset
 from webshop_trl.trainers.dpo_loss import SUPPORTED_LOSS_TYPES, dpo_loss, per_pair_dpo_loss
 from webshop_trl.trainers.dpo_trainer import ActionDPOTrainer
 
-WORDS = (
-    "webshop instruction i a need want red blue green black shoes shirt dress size small large price lower than "
-    "dollars search back to next prev page results total item click buy now description features reviews "
-    "running cotton leather womens mens pack of 1 2 3 4 5 6 7 8 9 0 . , : < > - [ ] ( ) $"
-).split()
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+from tiny_policy import tiny_policy  # tests/ is on sys.path under pytest
+
 PAGES = [
     ("i need red shoes", ["click[back to search]", "click[next >]", "click[item - red running shoes]", "click[item - blue shirt]"]),
     ("i want a blue shirt", ["click[back to search]", "click[< prev]", "click[item - blue cotton shirt]"]),
@@ -40,21 +35,10 @@ PAGES = [
 ]
 
 
-def make_tokenizer() -> BertTokenizer:
-    # transformers 5: BertTokenizer(vocab_file=...) silently built a 5-token vocab; vocab=dict works
-    return BertTokenizer(vocab={tok: i for i, tok in enumerate(dict.fromkeys(SPECIALS + WORDS))})
-
-
 def make_policy(seed: int = 0) -> ActionScorerModel:
-    torch.manual_seed(seed)
-    tokenizer = make_tokenizer()
-    encoder = dict(
-        model_type="bert", vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
-    )
-    model = ActionScorerModel(ActionScorerConfig(encoder_name_or_path="tiny-random", text_encoder=encoder, use_value_head=False))
-    model.attach_processor(ActionScoringProcessor(tokenizer, max_observation_length=48, max_instruction_length=16, max_action_length=16))
-    return model.train()
+    """The shared tiny policy, 2 layers, BERT's default dropout, no value head, in train mode."""
+    return tiny_policy(seed, num_hidden_layers=2, dropout=0.1, max_observation_length=48, max_instruction_length=16,
+                       max_action_length=16, use_value_head=False, train=True)
 
 
 def make_rows(n: int = 16) -> list[dict]:
@@ -83,13 +67,7 @@ def make_args(tmp_path, **kwargs) -> ActionDPOConfig:
     return ActionDPOConfig(**defaults)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny ops: one thread avoids OpenMP barrier waits on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()
@@ -299,7 +277,8 @@ def test_lora_reference_is_the_base_with_the_adapter_off(tmp_path, dataset):
 
 
 def test_explicit_reference_model_activation_checkpointing_and_checkpoints(tmp_path, dataset):
-    reference = make_policy(seed=5)
+    # seed 6: on the shared tiny vocabulary its first loss is 2.1e-4 from log 2 (seed 5 fell to 5.5e-5, under the check below)
+    reference = make_policy(seed=6)
     ref_state = state_of(reference)
     args = make_args(tmp_path, max_steps=2, activation_checkpointing=True, save_strategy="steps", save_steps=2)
     trainer = ActionDPOTrainer(model=make_policy(seed=0), ref_model=reference, args=args, train_dataset=dataset)

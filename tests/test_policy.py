@@ -1,6 +1,6 @@
 """Tests of the BERT action-scoring policy (webshop_trl.policy).
 
-Everything runs on a tiny random BERT (2 layers, hidden 32, a 60-word vocabulary) built here, so
+Everything runs on a tiny random BERT (2 layers, hidden 32, the small vocabulary of tests/tiny_policy.py), so
 the file takes seconds; one smoke test loads the real offline MiniLM weights when installed.
 """
 
@@ -11,7 +11,7 @@ import os
 
 import pytest
 import torch
-from transformers import AutoConfig, AutoModel, BertConfig, BertModel, BertTokenizer, GenerationConfig
+from transformers import AutoConfig, AutoModel, BertConfig, BertModel, GenerationConfig
 
 from webshop_trl.policy import (
     DEFAULT_ENCODER,
@@ -24,37 +24,19 @@ from webshop_trl.policy import (
 )
 from webshop_trl.policy import hub
 
-WORDS = (
-    "webshop instruction i a need want red blue green black shoes shirt dress size small large price lower than "
-    "dollars search back to next prev page results total item click buy now description features reviews "
-    "running cotton leather womens mens pack of 1 2 3 50 00 . , : < > - [ ] ( ) $ item"
-).split()
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+from tiny_policy import tiny_encoder_config as shared_encoder_config, tiny_policy, tiny_tokenizer  # tests/ on sys.path
+
 MAX_OBS = 48
-
-
-def make_tokenizer() -> BertTokenizer:
-    # transformers 5: BertTokenizer(vocab_file=...) silently built a 5-token vocab; vocab=dict works
-    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(SPECIALS + WORDS))}
-    return BertTokenizer(vocab=vocab)
+make_tokenizer = tiny_tokenizer  # the subprocess Hub test below imports it by this name
 
 
 def tiny_encoder_config(vocab_size: int) -> dict:
-    return dict(
-        model_type="bert", vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-    )
+    return shared_encoder_config(vocab_size, num_hidden_layers=2)
 
 
 def make_model(seed: int = 0, **config_kwargs) -> ActionScorerModel:
-    torch.manual_seed(seed)
-    tokenizer = make_tokenizer()
-    config = ActionScorerConfig(encoder_name_or_path="tiny-random", text_encoder=tiny_encoder_config(len(tokenizer)), **config_kwargs)
-    model = ActionScorerModel(config)
-    model.attach_processor(
-        ActionScoringProcessor(tokenizer, max_observation_length=MAX_OBS, max_instruction_length=16, max_action_length=16)
-    )
-    return model.eval()
+    return tiny_policy(seed, num_hidden_layers=2, max_observation_length=MAX_OBS, max_instruction_length=16,
+                       max_action_length=16, **config_kwargs)
 
 
 OBS = [

@@ -11,7 +11,7 @@ import random
 
 import pytest
 import torch
-from transformers import BartConfig, BartForConditionalGeneration, BertTokenizer, T5Config, T5ForConditionalGeneration
+from transformers import BartConfig, BartForConditionalGeneration, T5Config, T5ForConditionalGeneration
 
 from webshop_trl.agents import AGENTS, RandomAgent, RuleAgent, make_agent
 from webshop_trl.agents.policy_agent import PolicyAgent, PolicyCheckpointError, episode_seed
@@ -26,34 +26,8 @@ from webshop_trl.cli.main import main
 from webshop_trl.envs import WebShopConfig, WebShopEnv
 from webshop_trl.errors import DataFileError
 from webshop_trl.evaluation import evaluate_agent
-from webshop_trl.policy import ActionScorerConfig, ActionScorerModel, ActionScoringProcessor
 
-WORDS = (
-    "webshop instruction search back to next prev page results total item click buy now description features "
-    "reviews button clicked price size color find me i need want looking for with and lower than dollars "
-    "shirt shirts men mens women shoes red blue black white small large medium pack of"
-).split()
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def tiny_tokenizer() -> BertTokenizer:
-    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(SPECIALS + WORDS + list("[]<>:$.,_-()0123456789")))}
-    return BertTokenizer(vocab=vocab)
-
-
-def tiny_policy(seed: int = 0) -> ActionScorerModel:
-    torch.manual_seed(seed)
-    tok = tiny_tokenizer()
-    encoder = dict(model_type="bert", vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                   intermediate_size=64, max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    model = ActionScorerModel(ActionScorerConfig(encoder_name_or_path="tiny-random", text_encoder=encoder, use_value_head=False))
-    model.attach_processor(ActionScoringProcessor(tok, max_observation_length=96, max_instruction_length=24, max_action_length=16))
-    return model.eval()
-
-
-def save_tiny_policy(path, seed: int = 0):
-    tiny_policy(seed).save_pretrained(path)
-    return path
+from tiny_policy import tiny_tokenizer  # tests/ is on sys.path under pytest
 
 
 def save_tiny_seq2seq(path, kind: str):
@@ -74,18 +48,12 @@ def save_tiny_seq2seq(path, kind: str):
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: thread barriers on a busy 2-core machine cost more than the ops."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_tiny_policy(tmp_path_factory.mktemp("policy"))
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -8,38 +8,20 @@ import math
 
 import pytest
 import torch
-from transformers import BertTokenizer
 
 from webshop_trl.envs import WebShopConfig
-from webshop_trl.policy import ActionScorerConfig, ActionScorerModel, ActionScoringProcessor
+from webshop_trl.policy import ActionScorerModel
 from webshop_trl.trainers.ppo_config import PPOConfig, PPOModelArguments, PPOScriptArguments
 from webshop_trl.trainers.ppo_core import clipped_policy_loss, compute_gae, exact_entropy, exact_kl, pad_log_probs
 
-WORDS = (
-    "webshop instruction search back to next prev page results total item click buy now description features "
-    "reviews button clicked price size color find me i need want looking for with and lower than dollars "
-    "shirt shirts men mens women shoes red blue black white small large medium pack of"
-).split()
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
+from tiny_policy import tiny_policy as shared_tiny_policy  # tests/ is on sys.path under pytest
 
 def tiny_policy(seed: int = 0) -> ActionScorerModel:
-    torch.manual_seed(seed)
-    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(SPECIALS + WORDS + list("[]<>:$.,_-()0123456789")))}
-    tok = BertTokenizer(vocab=vocab)
-    encoder = dict(model_type="bert", vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                   intermediate_size=64, max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    model = ActionScorerModel(ActionScorerConfig(encoder_name_or_path="tiny-random", text_encoder=encoder, use_value_head=True))
-    model.attach_processor(ActionScoringProcessor(tok, max_observation_length=96, max_instruction_length=24, max_action_length=16))
-    return model
+    """The shared tiny policy with a value head, in train mode (as built)."""
+    return shared_tiny_policy(seed, use_value_head=True, train=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

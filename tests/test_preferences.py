@@ -23,12 +23,11 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import DatasetDict, load_from_disk
-from transformers import BertTokenizer
 
 from webshop_trl.cli.main import main
 from webshop_trl.datasets import DecisionStep
 from webshop_trl.errors import DataFileError
-from webshop_trl.policy import ActionScorerConfig, ActionScorerModel, ActionScoringProcessor
+from webshop_trl.policy import ActionScorerModel
 from webshop_trl.preferences import (
     COLUMNS,
     FORMAT_ID,
@@ -46,32 +45,17 @@ from webshop_trl.preferences import (
 from webshop_trl.preferences.rejection import _sample
 from webshop_trl.trajectories import Step, Trajectory, read_trajectories, write_trajectories
 
+from tiny_policy import tiny_policy  # tests/ is on sys.path under pytest
+
 REPO = Path(__file__).resolve().parents[1]
 GOALS = list(range(1500, 1508))
 
-WORDS = ("webshop instruction i a need want red blue green black shoes shirt dress size small large price lower than "
-         "dollars search back to next prev page results total item click buy now description features reviews "
-         "button men women color pack of 1 2 3 . , : < > - [ ] ( ) $").split()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's ops take microseconds; 2 OpenMP threads only add barrier waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_policy(seed: int = 0) -> ActionScorerModel:
-    torch.manual_seed(seed)
-    vocab = {t: i for i, t in enumerate(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS))}
-    tokenizer = BertTokenizer(vocab=vocab)  # transformers 5: vocab_file= built a 5-token vocab
-    encoder = dict(model_type="bert", vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                   intermediate_size=64, max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    model = ActionScorerModel(ActionScorerConfig(encoder_name_or_path="tiny-random", text_encoder=encoder))
-    model.attach_processor(ActionScoringProcessor(tokenizer, max_observation_length=64, max_instruction_length=24, max_action_length=12))
-    return model.eval()
+    """The shared tiny policy, 2 layers, with a value head, in eval mode."""
+    return tiny_policy(seed, num_hidden_layers=2, max_observation_length=64, max_instruction_length=24, max_action_length=12)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 Loop pruning is checked on hand-built state sequences and on episodes played in the real env
 (pruned trajectories replay to the same reward); generation runs the tiny policy of
-test_policy_agent on a few train goals with threshold 0.0 so that episodes are kept.
+tests/tiny_policy.py on a few train goals with threshold 0.0 so that episodes are kept.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from test_policy_agent import save_tiny_policy
 from webshop_trl.agents.policy_agent import PolicyCheckpointError
 from webshop_trl.cli.main import main
 from webshop_trl.envs import WebShopConfig, WebShopEnv
@@ -28,17 +26,12 @@ from webshop_trl.trajectories.self_generated import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_tiny_policy(tmp_path_factory.mktemp("policy"))
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
