@@ -116,26 +116,21 @@ class _DropMidFileHandler(_QuietHandler):
         self.end_headers()
         self.wfile.write(data[: len(data) // 2])
         self.wfile.flush()
+        self.after_half()
         self.close_connection = True
+
+    def after_half(self) -> None:
+        """What the server does once half the file is out, before it closes: nothing."""
 
 
 _STALL_RELEASE = threading.Event()
 
 
-class _StallMidFileHandler(_QuietHandler):
+class _StallMidFileHandler(_DropMidFileHandler):
     """Sends half of big.bin and then waits (bounded) so a client can be killed mid-file."""
 
-    def do_GET(self) -> None:
-        if not self.path.endswith("/big.bin"):
-            return super().do_GET()
-        data = FILES["big.bin"]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data[: len(data) // 2])
-        self.wfile.flush()
+    def after_half(self) -> None:
         _STALL_RELEASE.wait(timeout=20)
-        self.close_connection = True
 
 
 # --------------------------------------------------------------------------- folder source
