@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from webshop_trl.data.catalog import (
 )
 from webshop_trl.errors import DataFileError
 
-REPO = Path(__file__).resolve().parents[1]
+from fresh_process import run_fresh  # tests/ is on sys.path under pytest
 
 
 def _raw_products(webshop_dir: Path) -> list[dict]:
@@ -169,16 +167,7 @@ def test_reward_prices_same_across_loads_and_processes(catalog, webshop_dir):
         "c = load_catalog(sys.argv[1])\n"
         "print(hashlib.sha256(json.dumps([(p.asin, p.reward_price) for p in c.products]).encode()).hexdigest())\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(webshop_dir)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"},
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == _price_digest(catalog)
+    assert run_fresh(code, str(webshop_dir), hash_seed="12345") == _price_digest(catalog)
 
 
 def test_price_seed_changes_only_ranges(catalog, webshop_dir):

@@ -7,10 +7,7 @@ import hashlib
 import json
 import random
 import re
-import subprocess
-import sys
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +17,8 @@ from webshop_trl.data.catalog import ATTRIBUTE_FILE_DEFAULT, HUMAN_INSTRUCTION_F
 from webshop_trl.data.goals import NO_PRICE_LIMIT, PRICE_GRID
 from webshop_trl.errors import UnknownGoalError
 
-REPO = Path(__file__).resolve().parents[1]
+from fresh_process import run_fresh  # tests/ is on sys.path under pytest
+
 PRICE_CLAUSE = re.compile(r", and price lower than (\d+\.\d\d) dollars$")
 
 
@@ -115,16 +113,7 @@ def test_goals_reproducible_across_builds_and_processes(goals, webshop_dir):
         "goals = build_goals(load_catalog(sys.argv[1]), 'synthetic')\n"
         "print(hashlib.sha256(json.dumps([g.to_dict() for g in goals]).encode()).hexdigest())\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(webshop_dir)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONHASHSEED": "999", "PATH": "/usr/bin:/bin"},
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == digest
+    assert run_fresh(code, str(webshop_dir), hash_seed="999") == digest
 
 
 def test_seed_changes_prices_not_order(goals, catalog):
