@@ -9,28 +9,17 @@ The same as ``webshop-trl build-preferences ...`` (options: ``--help``). Writes 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from webshop_trl.cli.preferences import add_arguments, run  # noqa: E402
-from webshop_trl.errors import WebShopTrlError  # noqa: E402
+from webshop_trl.cli.common import run_standalone  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except WebShopTrlError as exc:
-        print(f"build_preferences: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("build_preferences: interrupted (nothing was written at the output path)", file=sys.stderr)
-        return 130
+    return run_standalone("build_preferences", __doc__, add_arguments, run, argv, interrupted="nothing was written at the output path")
 
 
 if __name__ == "__main__":

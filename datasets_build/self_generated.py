@@ -12,28 +12,17 @@ kept, acceptance rate and the mean length before/after pruning.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from webshop_trl.cli.demos import add_self_arguments, run_self  # noqa: E402
-from webshop_trl.errors import WebShopTrlError  # noqa: E402
+from webshop_trl.cli.common import run_standalone  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_self_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_self(args)
-    except WebShopTrlError as exc:
-        print(f"self_generated: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("self_generated: interrupted (episodes already written are kept; run again to resume)", file=sys.stderr)
-        return 130
+    return run_standalone("self_generated", __doc__, add_self_arguments, run_self, argv, interrupted="episodes already written are kept; run again to resume")
 
 
 if __name__ == "__main__":

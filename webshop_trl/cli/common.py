@@ -1,10 +1,14 @@
-"""Options shared by the sub-commands that build an environment."""
+"""Options shared by the sub-commands that build an environment, and the `main` of the
+standalone scripts in datasets_build/."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Callable, Sequence
 
 from webshop_trl.envs.config import WebShopConfig
+from webshop_trl.errors import WebShopTrlError
 
 
 def add_env_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,3 +30,27 @@ def env_config_from_args(args: argparse.Namespace) -> WebShopConfig:
         step_limit=args.step_limit,
         seed=args.seed,
     )
+
+
+def run_standalone(
+    name: str,
+    doc: str | None,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None,
+    interrupted: str,
+) -> int:
+    """A datasets_build/ script's `main`: parse ``argv`` (description: the script's docstring), run,
+    and turn a `WebShopTrlError` into "<name>: error: ..." with exit 2 and Ctrl-C into
+    "<name>: interrupted (<interrupted>)" with exit 130."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except WebShopTrlError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted ({interrupted})", file=sys.stderr)
+        return 130
