@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
 
 from webshop_trl.policy import ActionScorerModel, ActionScoringProcessor
 
@@ -48,39 +47,12 @@ def load_policy(model_args, processor_overrides: dict[str, Any] | None = None) -
     return model.train()
 
 
-def _encoder_layers(encoder: nn.Module) -> nn.ModuleList:
-    for path in ("encoder.layer", "transformer.layer", "layers", "encoder.layers"):
-        module: Any = encoder
-        for part in path.split("."):
-            module = getattr(module, part, None)
-            if module is None:
-                break
-        if isinstance(module, nn.ModuleList):
-            return module
-    raise ValueError(f"cannot find the layers of {type(encoder).__name__} to freeze")
-
-
 def freeze_encoder(model: ActionScorerModel, num_layers: int = 0, embeddings: bool = False) -> int:
     """Stop training the encoder's embeddings (if ``embeddings``) and its first ``num_layers``
     layers; returns the number of frozen parameters. With the embeddings frozen too, the backward
     pass stops at the first trained layer (with trainable embeddings it still runs through the
     frozen layers to reach them)."""
-    encoder = model.text_encoder
-    modules: list[nn.Module] = []
-    if embeddings:
-        modules.append(getattr(encoder, "embeddings", None) or encoder.get_input_embeddings())
-    if num_layers:
-        layers = _encoder_layers(encoder)
-        if num_layers > len(layers):
-            raise ValueError(f"freeze_encoder_layers={num_layers} but the encoder has {len(layers)} layers")
-        modules.extend(layers[:num_layers])
-    frozen = 0
-    for module in modules:
-        for p in module.parameters():
-            if p.requires_grad:
-                p.requires_grad_(False)
-                frozen += p.numel()
-    return frozen
+    return model.freeze_encoder_layers(num_layers, embeddings=embeddings)
 
 
 __all__ = ["freeze_encoder", "load_policy"]
