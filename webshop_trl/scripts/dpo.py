@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 
-import transformers
 from transformers import set_seed
 from trl import TrlParser
 
+from webshop_trl.scripts.common import setup_logging
 from webshop_trl.trainers.dpo_config import ActionDPOConfig, DPOModelArguments, DPOScriptArguments
 
 logger = logging.getLogger("webshop_trl.dpo")
@@ -46,12 +45,7 @@ def main(script_args: DPOScriptArguments, training_args: ActionDPOConfig, model_
     from webshop_trl.trainers.dpo_trainer import ActionDPOTrainer
     from webshop_trl.trainers.policy_init import load_policy
 
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, handlers=[logging.StreamHandler(sys.stdout)]
-    )
-    log_level = training_args.get_process_log_level()
-    logger.setLevel(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
+    setup_logging(logger, training_args)
 
     set_seed(training_args.seed)
     if not model_args.model_name_or_path:

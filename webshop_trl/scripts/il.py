@@ -16,13 +16,12 @@ it.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 
-import transformers
 from transformers import set_seed
 from trl import TrlParser
 
+from webshop_trl.scripts.common import setup_logging
 from webshop_trl.trainers.il_config import ILConfig, ILModelArguments, ILScriptArguments
 
 logger = logging.getLogger("webshop_trl.il")
@@ -41,12 +40,7 @@ def main(script_args: ILScriptArguments, training_args: ILConfig, model_args: IL
     from webshop_trl.trainers.il_trainer import ILTrainer
     from webshop_trl.trainers.policy_init import load_policy
 
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, handlers=[logging.StreamHandler(sys.stdout)]
-    )
-    log_level = training_args.get_process_log_level()
-    logger.setLevel(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
+    setup_logging(logger, training_args)
 
     with training_args.main_process_first(desc="building the IL decision steps"):
         started = time.perf_counter()

@@ -21,11 +21,11 @@ the merged policy in ``output_dir``).
 from __future__ import annotations
 
 import logging
-import sys
 
 from transformers import set_seed
 from trl import TrlParser
 
+from webshop_trl.scripts.common import setup_logging
 from webshop_trl.trainers.ppo_config import PPOConfig, PPOModelArguments, PPOScriptArguments
 
 logger = logging.getLogger("webshop_trl.ppo")
@@ -68,9 +68,7 @@ def main(script_args: PPOScriptArguments, config: PPOConfig, model_args: PPOMode
     """Train and save a PPO policy; returns the `PPOTrainer`."""
     from webshop_trl.trainers.ppo_trainer import PPOTrainer
 
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, handlers=[logging.StreamHandler(sys.stdout)]
-    )
+    setup_logging(logger)
     set_seed(config.seed)  # the same initial policy (and new value head) in every process
     if not model_args.model_name_or_path:
         logger.warning(
