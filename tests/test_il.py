@@ -197,6 +197,10 @@ def test_a_few_steps_lower_the_loss_and_report_choice_accuracy(encoder_dir, demo
     assert 0.0 <= after["eval_choice_accuracy"] <= 1.0 and after["eval_num_candidates"] > 1
     # per-page metrics: the exact mean over the 12 evaluation pages
     assert after["eval_choice_accuracy"] * 12 == pytest.approx(round(after["eval_choice_accuracy"] * 12))
+    # eval_loss is the exact mean of -log pi(a*|s) over the evaluation pages
+    scores = trainer.model.eval().score(eval_["observation"], eval_["candidates"])
+    nll = [-lp[y].item() for lp, y in zip(scores, eval_["label"])]
+    assert after["eval_loss"] == pytest.approx(sum(nll) / len(nll), rel=1e-4)
     train_logs = [log for log in trainer.state.log_history if "loss" in log]
     assert train_logs and all({"choice_accuracy", "entropy", "num_candidates"} <= set(log) for log in train_logs)
     assert train_logs[-1]["loss"] < train_logs[0]["loss"]
@@ -222,13 +226,15 @@ def test_loss_does_not_depend_on_micro_batching(encoder_dir, demos, tmp_path):
 
 
 def test_bf16_and_frozen_layers(encoder_dir, demos, tmp_path):
-    args = tiny_args(tmp_path, bf16=True, max_steps=2)
+    args = tiny_args(tmp_path, bf16=True, max_steps=2, train_sampling_strategy="group_by_length")
     model = tiny_policy(encoder_dir, args, freeze_embeddings=True, freeze_encoder_layers=1)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen and all(n.startswith("text_encoder.embeddings") or ".layer.0." in n for n in frozen)
     trainer = ILTrainer(model=model, args=args, train_dataset=load_decision_steps([demos]))
     trainer.train()
     assert math.isfinite(trainer.state.log_history[-1]["train_loss"])
+    lengths = [trainer.train_dataset[i]["length"] for i in trainer._get_train_sampler()]
+    assert lengths[0] == max(lengths)  # length-grouped batches, the longest first
     for name, p in model.named_parameters():
         if name in frozen:
             assert torch.equal(p, frozen[name]), name
@@ -302,3 +308,18 @@ def test_cli_train_il_reports_missing_data(encoder_dir, tmp_path, capsys):
         "--output_dir", str(tmp_path / "out"),
     ])
     assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_head_learning_rate_gets_its_own_groups(encoder_dir, demos, tmp_path):
+    args = tiny_args(tmp_path, head_learning_rate=1e-2, learning_rate=1e-4, weight_decay=0.01)
+    model = tiny_policy(encoder_dir, args)
+    trainer = ILTrainer(model=model, args=args, train_dataset=load_decision_steps([demos]))
+    optimizer = trainer.create_optimizer()
+    head = {id(p) for n, p in model.named_parameters() if not n.startswith("text_encoder.")}
+    groups = [(g["lr"], g["weight_decay"], {id(p) in head for p in g["params"]}) for g in optimizer.param_groups]
+    assert groups[0][0] == 1e-4 and groups[0][2] == {False}  # the encoder first: its rate is the one logged
+    assert {lr for lr, _, kinds in groups if kinds == {True}} == {1e-2}
+    assert {wd for _, wd, _ in groups} == {0.0, 0.01}  # Trainer's decay / no-decay split is kept
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == sum(1 for p in model.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="head_learning_rate"):
+        tiny_args(tmp_path, head_learning_rate=0.0)

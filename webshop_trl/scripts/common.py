@@ -16,5 +16,7 @@ def setup_logging(logger: logging.Logger, training_args=None) -> None:
     logging.basicConfig(format=LOG_FORMAT, level=logging.INFO, handlers=[logging.StreamHandler(sys.stdout)])
     if training_args is not None:
         log_level = training_args.get_process_log_level()
-        logger.setLevel(log_level)
         transformers.utils.logging.set_verbosity(log_level)
+        if training_args.log_level == "passive" and training_args.should_log:
+            log_level = logging.INFO  # 'passive' keeps transformers' default (warnings); our own info still shows
+        logger.setLevel(log_level)

@@ -8,8 +8,9 @@ processes, as Trainer does for token losses).
 
 Logged besides the loss (``eval_`` prefixed in evaluation): ``choice_accuracy`` (the policy's
 argmax is the demonstrated click), ``entropy`` (of pi(.|s), nats) and ``num_candidates`` (mean
-per page). They are per-page sums gathered from every process, so they are exact under DDP and
-DeepSpeed.
+per page). They are per-page sums gathered from every process (duplicates that even batches add
+dropped), so they are exact under DDP and DeepSpeed; so is ``eval_loss``, the mean -log pi(a*|s)
+over the evaluation pages.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from webshop_trl.policy.processing_action_scorer import IGNORE_INDEX
 from webshop_trl.trainers.il_config import ILConfig
 from webshop_trl.trainers.il_data import MODEL_COLUMNS, ILDataCollator
 
-_STAT_NAMES = ("pages", "correct", "entropy", "num_candidates")
+_STAT_NAMES = ("pages", "correct", "entropy", "num_candidates", "nll")
 
 
 class ILTrainer(Trainer):
@@ -119,6 +120,33 @@ class ILTrainer(Trainer):
         finally:
             self.processing_class = processing_class
 
+    # ------------------------------------------------------------------ optimizer
+    def create_optimizer(self, model=None):
+        """Trainer's optimizer, with the head's parameters in groups of their own at
+        ``head_learning_rate`` (when set); the encoder's groups come first, so the logged
+        ``learning_rate`` is the encoder's. The schedule scales every group alike."""
+        optimizer = super().create_optimizer(model)
+        head_lr = getattr(self.args, "head_learning_rate", None)
+        if head_lr is None or float(head_lr) == float(self.args.learning_rate):
+            return optimizer
+        opt_model = self.model if model is None else model
+        head = {id(p) for name, p in opt_model.named_parameters() if "text_encoder." not in name}
+        encoder_groups, head_groups = [], []
+        for group in optimizer.param_groups:
+            options = {k: v for k, v in group.items() if k != "params"}
+            enc = [p for p in group["params"] if id(p) not in head]
+            hd = [p for p in group["params"] if id(p) in head]
+            if enc:
+                encoder_groups.append({**options, "params": enc})
+            if hd:
+                head_groups.append({**options, "params": hd, "lr": float(head_lr)})
+        if not head_groups:
+            raise ValueError("head_learning_rate is set but the model has no trainable parameters outside text_encoder")
+        optimizer.param_groups.clear()  # nothing has stepped yet: no state to carry over
+        for group in encoder_groups + head_groups:
+            optimizer.add_param_group(group)
+        return optimizer
+
     # ------------------------------------------------------------------ loss
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
         mode = "train" if model.training else "eval"
@@ -139,18 +167,18 @@ class ILTrainer(Trainer):
                 loss = loss * self.accelerator.num_processes
         else:
             loss = nll.sum() / valid.sum().clamp(min=1)
-        self._record_stats(mode, outputs, labels, valid)
+        self._record_stats(mode, outputs, labels, valid, nll)
         return (loss, outputs) if return_outputs else loss
 
     @torch.no_grad()
-    def _record_stats(self, mode: str, outputs, labels: torch.Tensor, valid: torch.Tensor) -> None:
+    def _record_stats(self, mode: str, outputs, labels: torch.Tensor, valid: torch.Tensor, nll: torch.Tensor) -> None:
         log_probs = outputs.log_probs.detach().float()
         mask = outputs.candidate_mask
         probs = log_probs.exp()
         entropy = -torch.where(mask, probs * log_probs, torch.zeros_like(log_probs)).sum(-1)
         correct = (log_probs.argmax(-1) == labels) & valid
         v = valid.float()
-        stats = torch.stack([v, correct.float(), entropy * v, mask.sum(-1).float() * v], dim=1)  # [B, 4]
+        stats = torch.stack([v, correct.float(), entropy * v, mask.sum(-1).float() * v, nll.detach().float()], dim=1)
         if mode == "eval":
             stats = self.accelerator.gather_for_metrics(stats)  # drops the duplicates that even batches add
         else:
@@ -167,6 +195,7 @@ class ILTrainer(Trainer):
                 "choice_accuracy": stats["correct"] / pages,
                 "entropy": stats["entropy"] / pages,
                 "num_candidates": stats["num_candidates"] / pages,
+                "nll": stats["nll"] / pages,
             }
         self._metrics[mode] = defaultdict(float)
         return out
@@ -187,13 +216,20 @@ class ILTrainer(Trainer):
         metric_key_prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
         self._metrics["eval"] = defaultdict(float)
         output = super().evaluation_loop(*args, **kwargs)
-        for key, value in self._pop_metrics("eval").items():
+        metrics = self._pop_metrics("eval")
+        if "nll" in metrics:
+            # the exact mean over pages (Trainer's loss averages batch means, which padding to even
+            # batches across processes tilts a little)
+            metrics["loss"] = metrics.pop("nll")
+        for key, value in metrics.items():
             output.metrics[f"{metric_key_prefix}_{key}"] = value
         return output
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training log: add the metrics gathered since the last one
-            logs = {**logs, **self._pop_metrics("train")}
+            metrics = self._pop_metrics("train")
+            metrics.pop("nll", None)  # the logged loss already is this mean
+            logs = {**logs, **metrics}
         super().log(logs, start_time)
 
 
