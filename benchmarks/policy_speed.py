@@ -287,7 +287,7 @@ def main(argv=None) -> int:
             cs = [c for _, c in pages[:n]]
             ms = interleaved_ms(
                 {p: (lambda b=b: model.score(obs, cs, bf16=b, batch_size=bs)) for p, b in precisions.items()},
-                max(3, args.repeats // 6), 1)
+                max(3, args.repeats // 6), 1, max_rounds_factor=2)
             # pages/s: (from the median call, from the best call)
             record(label, {p: (n / (med / 1000.0), n / (best / 1000.0), clean, total)
                            for p, (med, best, clean, total) in ms.items()})
