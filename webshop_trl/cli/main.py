@@ -12,7 +12,7 @@ import sys
 
 from webshop_trl.errors import WebShopTrlError
 
-COMMAND_MODULES = ("data", "index", "evaluate", "play", "demos", "preferences", "train")
+COMMAND_MODULES = ("data", "index", "evaluate", "play", "demos", "preferences", "train", "recommend")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,9 +38,13 @@ class Segment:
 
 @dataclass
 class SessionState:
-    """What WebShop keeps per session: the goal, the page, the last search and the selections."""
+    """What WebShop keeps per session: the goal, the page, the last search and the selections.
 
-    goal: Goal
+    ``goal`` is None for a free-instruction session (a request that is no goal of the goal set):
+    ``instruction`` is then the text shown, and a purchase has no reward (``reward`` stays None).
+    ``instruction`` defaults to the goal's instruction text."""
+
+    goal: Goal | None
     page: PageType = PageType.SEARCH
     keywords: list[str] = field(default_factory=list)
     results: list[str] = field(default_factory=list)  # ASINs of the last search, best first
@@ -50,6 +54,13 @@ class SessionState:
     sub_page: str | None = None
     visited: set[str] = field(default_factory=set)
     reward: float | None = None
+    instruction: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.instruction:
+            if self.goal is None:
+                raise ValueError("a session needs a goal or an instruction")
+            self.instruction = self.goal.instruction_text
 
     def clear_search(self) -> None:
         """`back to search`: forget keywords, results, product, options and visited products."""
@@ -78,7 +89,7 @@ def page_results(state: SessionState) -> list[str]:
 
 def build_page(state: SessionState, catalog: Catalog, header: str = "WebShop", show_attrs: bool = False) -> list[Segment]:
     """The segments of the current page, in the order WebShop's templates show them."""
-    instruction = [_text("Instruction:"), _text(state.goal.instruction_text)]
+    instruction = [_text("Instruction:"), _text(state.instruction)]
     if state.page is PageType.SEARCH:
         return [_text(header), *instruction, _button("Search")]
     if state.page is PageType.RESULTS:
@@ -120,7 +131,7 @@ def build_page(state: SessionState, catalog: Catalog, header: str = "WebShop", s
             _text(f"asin: {state.asin}"),
             _text("options: " + ", ".join(f"{k}: {v}" for k, v in state.options.items())),
             _text("Your score (min 0.0, max 1.0)"),
-            _text(str(state.reward)),
+            _text("N.A." if state.reward is None else str(state.reward)),
         ]
     raise AssertionError(f"inconsistent session state: page {state.page} without a product")
 

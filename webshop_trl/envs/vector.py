@@ -7,7 +7,8 @@ SAME_STEP mode: when an episode ends, the returned observation is already the ne
 Goals come from a split (drawn as `WebShopEnv.reset` draws them) or from a finite queue
 (``reset(options={"goal_queue": [...]})``), which is how an evaluation covers every goal of a split
 exactly once: when the queue is empty, finished sessions go idle (``infos["active"]`` False) and
-their actions are ignored.
+their actions are ignored. A queue entry (or a ``goal_indices`` entry) that is a string is a
+free-text instruction, played as `WebShopEnv` plays ``reset(options={"instruction": text})``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class WebShopVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Options: ``goal_queue`` (goal indices served in order), or ``split`` (+``split_mode``)
-        to draw goals from, or ``goal_indices`` (one per env, no autoreset queue)."""
+        to draw goals from, or ``goal_indices`` (one per env, no autoreset queue). Entries of
+        ``goal_queue`` / ``goal_indices`` may be free-text instructions (str) instead of indices."""
         options = dict(options or {})
         queue = options.pop("goal_queue", None)
         per_env = options.pop("goal_indices", None)
@@ -91,7 +93,7 @@ class WebShopVectorEnv(VectorEnv):
         infos = self._add_info_active(infos)
         return list(self._obs), rewards, terminated, truncated, infos
 
-    def _reset_one(self, i: int, seed: int | None, goal_index: int | None) -> tuple[str, dict[str, Any]]:
+    def _reset_one(self, i: int, seed: int | None, goal_index: int | str | None) -> tuple[str, dict[str, Any]]:
         env = self.envs[i]
         if goal_index is None and self._queue is not None:
             if not self._queue:
@@ -99,7 +101,9 @@ class WebShopVectorEnv(VectorEnv):
                 self._obs[i] = ""
                 return "", {}
             goal_index = self._queue.popleft()
-        if goal_index is not None:
+        if isinstance(goal_index, str):  # a free-text instruction, no goal
+            obs, info = env.reset(seed=seed, options={"instruction": goal_index})
+        elif goal_index is not None:
             obs, info = env.reset(seed=seed, options={"goal_index": goal_index})
         elif self._split is not None:
             obs, info = env.reset(seed=seed, options={"split": self._split[0], "split_mode": self._split[1]})

@@ -61,6 +61,12 @@ class WebShopEnv(gym.Env):
     ``reset(seed=..., options={"goal_index": i})`` fixes the goal; ``options={"split": "test"}``
     draws one from a split (``"split_mode": "product"`` for the product split); no options draws
     from all goals by weight, as WebShop does.
+
+    ``options={"instruction": "i need a red dress under 40 dollars"}`` plays a free-text request
+    that is no goal of the goal set (the agent-as-recommender use): the pages show that
+    instruction, ``env.goal`` is None, every info has ``goal_known=False`` and ``goal_index=None``,
+    and buying ends the episode with reward 0.0 and ``info["reward_breakdown"] = None`` (there is
+    nothing to score against). It cannot be combined with ``goal_index`` or ``split``.
     """
 
     metadata = {"render_modes": ["ansi", "human"]}
@@ -83,6 +89,7 @@ class WebShopEnv(gym.Env):
         self._done = False
         self._obs = ""
         self._clickables: list[str] = []
+        self._breakdown = None
 
     # ------------------------------------------------------------------ API
     @property
@@ -94,7 +101,8 @@ class WebShopEnv(gym.Env):
         return self.backend.goals
 
     @property
-    def goal(self) -> Goal:
+    def goal(self) -> Goal | None:
+        """The session's goal; None in a free-instruction session (``reset(options={"instruction": ...})``)."""
         if self.state is None:
             raise EpisodeOverError("call reset() before using the environment")
         return self.state.goal
@@ -105,8 +113,16 @@ class WebShopEnv(gym.Env):
         goal_index = options.pop("goal_index", None)
         split = options.pop("split", None)
         split_mode = options.pop("split_mode", "index")
+        instruction = options.pop("instruction", None)
         if options:
-            raise ValueError(f"unknown reset options {sorted(options)}: use goal_index, split, split_mode")
+            raise ValueError(f"unknown reset options {sorted(options)}: use goal_index, split, split_mode or instruction")
+        if instruction is not None:
+            if goal_index is not None or split is not None:
+                raise ValueError("reset option 'instruction' (a free-text session without a goal) cannot be combined with goal_index or split")
+            if not isinstance(instruction, str) or not instruction.strip():
+                raise ValueError(f"reset option 'instruction' must be a non-empty string, got {instruction!r}")
+            self.state = SessionState(goal=None, instruction=instruction.strip())
+            return self._start()
         goals = self.backend.goals
         if goal_index is None:
             pool = goals.split(split, split_mode) if split is not None else None
@@ -118,10 +134,13 @@ class WebShopEnv(gym.Env):
                 goal_index = candidates[rng.randrange(len(candidates))]
             else:
                 goal_index = goals.sample_index(rng, pool)
-        goal = goals[goal_index]
-        self.state = SessionState(goal=goal)
+        self.state = SessionState(goal=goals[goal_index])
+        return self._start()
+
+    def _start(self):
         self.steps = 0
         self._done = False
+        self._breakdown = None
         self._refresh()
         return self._obs, self._info(valid=True)
 
@@ -139,7 +158,7 @@ class WebShopEnv(gym.Env):
         if self.state.page is PageType.DONE:
             terminated = True
             reward = float(self.state.reward or 0.0)
-            info_extra["reward_breakdown"] = self._breakdown.to_dict()
+            info_extra["reward_breakdown"] = None if self._breakdown is None else self._breakdown.to_dict()
             info_extra["purchased_asin"] = self.state.asin
             info_extra["selected_options"] = dict(self.state.options)
         truncated = not terminated and self.steps >= self.config.step_limit
@@ -181,8 +200,9 @@ class WebShopEnv(gym.Env):
         return {
             "available_actions": actions,
             "page_type": self.state.page.value,
-            "goal_index": self.state.goal.index,
-            "instruction": self.state.goal.instruction_text,
+            "goal_index": None if self.state.goal is None else self.state.goal.index,
+            "goal_known": self.state.goal is not None,
+            "instruction": self.state.instruction,
             "step": self.steps,
             "valid_action": valid,
         }
@@ -231,9 +251,10 @@ class WebShopEnv(gym.Env):
             elif target in SUB_PAGES:
                 state.page, state.sub_page = PageType.SUB_PAGE, target
             elif target == "buy now":
-                product = catalog.by_asin[state.asin]
-                self._breakdown = get_reward(product, state.goal, product.reward_price, state.options, self._reward_config)
-                state.reward = self._breakdown.total
+                if state.goal is not None:  # a free-instruction session has nothing to score against
+                    product = catalog.by_asin[state.asin]
+                    self._breakdown = get_reward(product, state.goal, product.reward_price, state.options, self._reward_config)
+                    state.reward = self._breakdown.total
                 state.page = PageType.DONE
             else:  # an option value; equal values in two groups: the last group wins (as WebShop)
                 product = catalog.by_asin[state.asin]
