@@ -32,7 +32,8 @@ from webshop_trl.pipeline.config import BUDGETS, DEFAULT_BASE_MODEL, field_help
 def _settings_epilog() -> str:
     lines = ["budgets:"]
     for b in BUDGETS.values():
-        lines.append(f"  {b.name:7s} ~{b.total_minutes:.0f} min on a 2-core CPU: {b.description}")
+        total = f"{b.total_minutes / 60:.0f} h" if b.total_minutes > 180 else f"{b.total_minutes:.0f} min"
+        lines.append(f"  {b.name:7s} ~{total} on a 2-core CPU: {b.description}")
     lines += ["", "settings for --set KEY=VALUE (none/null for 'the recipe's value'):"]
     for name, text in field_help().items():
         if name != "budget":
