@@ -59,3 +59,31 @@ def test_bad_goal_index_is_a_clear_error(monkeypatch, tmp_path, webshop_dir, cap
     code = main(["play", "--goal-index", "99999", "--output", str(tmp_path / "x.jsonl"), "--data-dir", str(webshop_dir)])
     assert code == 2
     assert "unknown goal index 99999" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "method, recipe, config_class",
+    [
+        ("il", "recipes/minilm/il/config_smoke.yaml", "ILConfig"),
+        ("dpo", "recipes/minilm/dpo/config_smoke.yaml", "ActionDPOConfig"),
+        ("ppo", "recipes/minilm/ppo/config_smoke.yaml", "PPOConfig"),
+    ],
+)
+def test_train_dispatches_each_method_to_its_script(monkeypatch, tmp_path, method, recipe, config_class):
+    import importlib
+    from pathlib import Path
+
+    from webshop_trl.cli import train
+
+    assert method in train.METHODS
+    module = importlib.import_module(f"webshop_trl.scripts.{method}")
+    seen = []
+    monkeypatch.setattr(module, "main", lambda *parsed: seen.append(parsed))
+    recipe_path = Path(__file__).resolve().parents[1] / recipe
+    out = tmp_path / "out"
+    assert main(["train", method, "--config", str(recipe_path), "--output_dir", str(out), "--use_cpu", "true",
+                 "--resume_from_checkpoint", "true"]) == 0
+    (parsed,) = seen
+    config = parsed[1]
+    assert type(config).__name__ == config_class and config.output_dir == str(out)
+    assert config.resume_from_checkpoint == "true"

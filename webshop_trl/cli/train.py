@@ -1,6 +1,8 @@
 """`webshop-trl train <method>`: run a trainer's entry script from a YAML recipe.
 
-    webshop-trl train il --config recipes/minilm/il/config_full.yaml [--key value ...]
+    webshop-trl train il  --config recipes/minilm/il/config_full.yaml [--key value ...]
+    webshop-trl train dpo --config recipes/minilm/dpo/config_full.yaml
+    webshop-trl train ppo --config recipes/minilm/ppo/config_full.yaml --resume_from_checkpoint true
 
 Everything after the method goes to the script's `TrlParser` (``--config`` plus overrides of any
 recipe key; ``--help`` lists them), exactly as ``python -m webshop_trl.scripts.<method>`` would.
@@ -13,7 +15,11 @@ from __future__ import annotations
 import argparse
 import importlib
 
-METHODS = {"il": "imitation learning (behaviour cloning) of the choice policy"}
+METHODS = {
+    "il": "imitation learning (behaviour cloning) of the choice policy",
+    "dpo": "DPO on preference pairs (webshop-trl build-preferences), from the IL checkpoint",
+    "ppo": "PPO on the live WebShop environment, from the IL checkpoint",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

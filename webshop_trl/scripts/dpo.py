@@ -25,7 +25,7 @@ import time
 from transformers import set_seed
 from trl import TrlParser
 
-from webshop_trl.scripts.common import setup_logging
+from webshop_trl.scripts.common import recipe_sections, resume_checkpoint, setup_logging
 from webshop_trl.trainers.dpo_config import ActionDPOConfig, DPOModelArguments, DPOScriptArguments
 
 logger = logging.getLogger("webshop_trl.dpo")
@@ -46,6 +46,7 @@ def main(script_args: DPOScriptArguments, training_args: ActionDPOConfig, model_
     from webshop_trl.trainers.policy_init import load_policy
 
     setup_logging(logger, training_args)
+    resume = resume_checkpoint(training_args, logger)  # fails at once when there is nothing to resume
 
     set_seed(training_args.seed)
     if not model_args.model_name_or_path:
@@ -70,7 +71,12 @@ def main(script_args: DPOScriptArguments, training_args: ActionDPOConfig, model_
         eval_dataset=eval_dataset,
         peft_config=model_args.peft_config(),
     )
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.model_card_data = {
+        "datasets": [dpo_card_dataset(script_args, train_dataset, eval_dataset)],
+        "base_model": model_args.model_name_or_path or model_args.encoder_name_or_path,
+        "hyperparameters": recipe_sections(script_args, training_args, model_args),
+    }
+    train_result = trainer.train(resume_from_checkpoint=resume)
     metrics = dict(train_result.metrics)
     metrics["train_samples"] = len(train_dataset)
     trainer.log_metrics("train", metrics)
@@ -85,9 +91,26 @@ def main(script_args: DPOScriptArguments, training_args: ActionDPOConfig, model_
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
 
+    trainer.model_card_data["metrics"] = {"train": metrics, **({"eval": eval_metrics} if eval_dataset is not None else {})}
+    trainer.create_model_card()  # README.md in output_dir (push_to_hub uploads it with the policy)
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=script_args.dataset_name)
     return trainer
+
+
+def dpo_card_dataset(script_args: DPOScriptArguments, train_dataset, eval_dataset) -> dict:
+    """The model card's data: the preference dataset, the pairs used and its build_info.json."""
+    from webshop_trl.trainers.model_card import dataset_entry
+
+    def goals(ds):
+        return len(set(ds["goal_index"])) if ds is not None and "goal_index" in ds.column_names else None
+
+    return dataset_entry(
+        script_args.dataset_name, role="preference pairs", train_split=script_args.dataset_train_split,
+        train_pairs=len(train_dataset), train_goals=goals(train_dataset),
+        eval_split=script_args.dataset_test_split if eval_dataset is not None else None,
+        eval_pairs=len(eval_dataset) if eval_dataset is not None else None, eval_goals=goals(eval_dataset),
+    )
 
 
 def save_policy(trainer, output_dir: str) -> None:

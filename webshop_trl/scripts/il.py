@@ -21,7 +21,7 @@ import time
 from transformers import set_seed
 from trl import TrlParser
 
-from webshop_trl.scripts.common import setup_logging
+from webshop_trl.scripts.common import recipe_sections, resume_checkpoint, setup_logging
 from webshop_trl.trainers.il_config import ILConfig, ILModelArguments, ILScriptArguments
 
 logger = logging.getLogger("webshop_trl.il")
@@ -41,6 +41,7 @@ def main(script_args: ILScriptArguments, training_args: ILConfig, model_args: IL
     from webshop_trl.trainers.policy_init import load_policy
 
     setup_logging(logger, training_args)
+    resume = resume_checkpoint(training_args, logger)  # fails at once when there is nothing to resume
 
     with training_args.main_process_first(desc="building the IL decision steps"):
         started = time.perf_counter()
@@ -54,7 +55,12 @@ def main(script_args: ILScriptArguments, training_args: ILConfig, model_args: IL
     )
 
     trainer = ILTrainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset)
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.model_card_data = {
+        "datasets": il_card_datasets(script_args, train_dataset, eval_dataset),
+        "base_model": model_args.model_name_or_path or model_args.encoder_name_or_path,
+        "hyperparameters": recipe_sections(script_args, training_args, model_args),
+    }
+    train_result = trainer.train(resume_from_checkpoint=resume)
     metrics = dict(train_result.metrics)
     metrics["train_samples"] = len(train_dataset)
     trainer.log_metrics("train", metrics)
@@ -70,9 +76,35 @@ def main(script_args: ILScriptArguments, training_args: ILConfig, model_args: IL
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
 
+    trainer.model_card_data["metrics"] = {"train": metrics, **({"eval": eval_metrics} if eval_dataset is not None else {})}
+    trainer.create_model_card()  # README.md in output_dir (push_to_hub uploads it with the policy)
     if training_args.push_to_hub:
         trainer.push_to_hub(tags=ILTrainer._tag_names)
     return trainer
+
+
+def il_card_datasets(script_args: ILScriptArguments, train_dataset, eval_dataset) -> list[dict]:
+    """The model card's data: each file or folder (trajectories per file, its build_info.json) and
+    the decision steps (pages) and goals actually used."""
+    from webshop_trl.trainers.model_card import count_lines, dataset_entry
+
+    def entries(paths, role):
+        out = []
+        for path in paths or []:
+            lines = count_lines([path]) if str(path).endswith((".jsonl", ".json")) else None
+            out.append(dataset_entry(path, role=role, trajectories=lines))
+        return out
+
+    def goals(ds):
+        column = "group" if "group" in ds.column_names else "goal_index" if "goal_index" in ds.column_names else None
+        return len(set(ds[column])) if column else None
+
+    used = {"name": "decision steps used", "source": "built by webshop_trl.trainers.il_data",
+            "train_pages": len(train_dataset), "train_trajectories": goals(train_dataset)}
+    if eval_dataset is not None:
+        used.update(eval_pages=len(eval_dataset), eval_trajectories=goals(eval_dataset))
+    used = {k: v for k, v in used.items() if v is not None}
+    return entries(script_args.dataset_paths, "train") + entries(script_args.eval_dataset_paths, "eval") + [used]
 
 
 if __name__ == "__main__":

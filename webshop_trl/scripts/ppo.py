@@ -26,6 +26,7 @@ from transformers import set_seed
 from trl import TrlParser
 
 from webshop_trl.scripts.common import setup_logging
+from webshop_trl.trainers.model_card import recipe_values
 from webshop_trl.trainers.ppo_config import PPOConfig, PPOModelArguments, PPOScriptArguments
 
 logger = logging.getLogger("webshop_trl.ppo")
@@ -80,11 +81,42 @@ def main(script_args: PPOScriptArguments, config: PPOConfig, model_args: PPOMode
     if config.il_coef > 0 and il_dataset is None:
         raise ValueError("il_coef > 0 needs il_dataset_paths (demonstrations for the IL loss term)")
     trainer = PPOTrainer(model, config, script_args, il_dataset=il_dataset)
+    trainer.model_card_data = {
+        "datasets": ppo_card_datasets(script_args, il_dataset),
+        "base_model": model_args.model_name_or_path or model_args.encoder_name_or_path,
+        "hyperparameters": {
+            "environment": recipe_values(script_args, ("goal_split", "observation_mode", "query_source")),
+            "model": {k: v for k, v in recipe_values(model_args, ("model_name_or_path", "encoder_name_or_path")).items()
+                      if not (k == "encoder_name_or_path" and model_args.model_name_or_path)},
+            "training": recipe_values(config, ("seed", "num_updates", "num_envs", "num_steps", "learning_rate", "gamma",
+                                               "gae_lambda", "clip_coef", "ent_coef", "kl_coef", "il_coef", "reward_scale")),
+        },
+    }
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_final()
+    trainer.create_model_card()  # README.md in output_dir: data, base checkpoint, recipe, last metrics
     if trainer.accelerator.is_main_process:
-        logger.info("saved the PPO policy to %s", config.output_dir)
+        logger.info("saved the PPO policy and its model card to %s", config.output_dir)
+    if config.push_to_hub:
+        trainer.push_to_hub()
     return trainer
+
+
+def ppo_card_datasets(script_args: PPOScriptArguments, il_dataset) -> list[dict]:
+    """The model card's data: the environment's goals (the trainer adds steps and episodes) and the
+    IL term's demonstrations (files, trajectories, pages used, build_info.json)."""
+    from webshop_trl.trainers.model_card import count_lines, dataset_entry
+
+    env = {"name": f"WebShop {script_args.goal_split} goals", "source": "environment", "role": "rollouts",
+           "data_dir": script_args.data_dir or "default", "num_products": script_args.num_products or "all",
+           "observation_mode": script_args.observation_mode, "search_engine": script_args.search_engine}
+    out = [env]
+    for path in (script_args.il_dataset_paths or []) if il_dataset is not None else []:
+        lines = count_lines([path]) if str(path).endswith((".jsonl", ".json")) else None
+        out.append(dataset_entry(path, role="IL term demonstrations", trajectories=lines))
+    if il_dataset is not None:
+        out.append({"name": "IL decision steps used", "source": "built by webshop_trl.trainers.il_data", "pages": len(il_dataset)})
+    return out
 
 
 if __name__ == "__main__":

@@ -257,6 +257,18 @@ class ActionDPOTrainer(DPOTrainer):
             loss = self.compute_loss(model, inputs)
         return loss.detach(), None, None
 
+    # ------------------------------------------------------------------ model card
+    # What the entry script knows (datasets and their sizes, base checkpoint, recipe, final
+    # metrics) for the card; see webshop_trl.trainers.model_card.
+    model_card_data: dict | None = None
+
+    def create_model_card(self, model_name: str | None = None, **kwargs) -> None:
+        """Write our model card (README.md) into ``output_dir``; Trainer.push_to_hub uploads it, and TRL's
+        DPOTrainer calls this at every checkpoint too."""
+        from webshop_trl.trainers.model_card import write_trainer_model_card
+
+        write_trainer_model_card(self, "dpo", model_name)
+
 
 def _find_processor(policy, processing_class) -> ActionScoringProcessor:
     if isinstance(processing_class, ActionScoringProcessor):

@@ -200,6 +200,17 @@ class ILTrainer(Trainer):
         self._metrics[mode] = defaultdict(float)
         return out
 
+    # ------------------------------------------------------------------ model card
+    # What the entry script knows (datasets and their sizes, base checkpoint, recipe, final
+    # metrics) for the card; see webshop_trl.trainers.model_card.
+    model_card_data: dict | None = None
+
+    def create_model_card(self, model_name: str | None = None, **kwargs) -> None:
+        """Write our model card (README.md) into ``output_dir`` (Trainer.push_to_hub uploads it)."""
+        from webshop_trl.trainers.model_card import write_trainer_model_card
+
+        write_trainer_model_card(self, "il", model_name)
+
     # ------------------------------------------------------------------ evaluation and logging
     def prediction_step(self, model, inputs, prediction_loss_only: bool, ignore_keys=None):
         """Loss, and (unless loss only) the [B, Kmax] candidate logits (-inf padding) and labels."""

@@ -170,6 +170,15 @@ class PPOConfig:
     )
     save_steps: int = field(default=100, metadata={"help": "Save a checkpoint every this many updates (0: only the final policy)."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most this many checkpoints (oldest deleted)."})
+    push_to_hub: bool = field(
+        default=False,
+        metadata={"help": "At the end, push the final policy and its model card (README.md) to the Hub repo hub_model_id."},
+    )
+    hub_model_id: str | None = field(
+        default=None, metadata={"help": "Hub repo (user/name, or name in your namespace) to push to; unset: output_dir's name."}
+    )
+    hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repo private (if it does not exist yet)."})
+    hub_revision: str | None = field(default=None, metadata={"help": "Branch of the Hub repo to push to (default: main)."})
     resume_from_checkpoint: str | None = field(
         default=None,
         metadata={"help": "A checkpoint folder to continue from (model, optimizer, update count, RNG states), or 'true' for the last in output_dir."},

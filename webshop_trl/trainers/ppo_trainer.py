@@ -32,7 +32,12 @@ Design decisions:
 * **Reference**: with LoRA (a `PeftModel`) the base with the adapter disabled; otherwise a frozen
   copy of the initial policy (not of a resumed checkpoint).
 * **Resume**: ``accelerator.save_state`` holds model, optimiser and RNG states; trainer_state.json
-  the update count. Environments start fresh episodes after a resume (sessions are not saved).
+  the update count. Environments start fresh episodes after a resume (sessions are not saved), so
+  a resumed run continues the update count, optimiser and RNG streams but is not bit-identical to
+  an uninterrupted one. A checkpoint is written into ``tmp-checkpoint-<n>`` and renamed to
+  ``checkpoint-<n>`` when complete, so a run killed while saving keeps the previous one loadable;
+  metrics.jsonl lines of updates after the resumed checkpoint (redone after the resume) are
+  dropped, so each update is logged once.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ from webshop_trl.trainers.ppo_core import clipped_policy_loss, compute_gae, exac
 logger = logging.getLogger("webshop_trl.ppo")
 
 CHECKPOINT_PREFIX = "checkpoint-"
+TMP_PREFIX = "tmp-"
 STATE_DIR = "accelerate_state"
 TRAINER_STATE = "trainer_state.json"
 METRICS_FILE = "metrics.jsonl"
@@ -438,14 +444,33 @@ class PPOTrainer:
 
     def save_checkpoint(self) -> Path:
         """``output_dir/checkpoint-<update>``: the policy (save_pretrained), accelerate state
-        (model, optimiser, RNGs) and trainer_state.json; older checkpoints beyond save_total_limit go."""
+        (model, optimiser, RNGs) and trainer_state.json; older checkpoints beyond save_total_limit go.
+
+        Written into ``tmp-checkpoint-<update>`` and renamed when complete: a kill while saving
+        leaves the previous checkpoints as they were (and a stray tmp- folder, removed next time)."""
         acc = self.accelerator
-        directory = Path(self.config.output_dir) / f"{CHECKPOINT_PREFIX}{self.update}"
-        self.save_policy(directory)
-        acc.save_state(str(directory / STATE_DIR))
+        root = Path(self.config.output_dir)
+        directory = root / f"{CHECKPOINT_PREFIX}{self.update}"
+        staging = root / f"{TMP_PREFIX}{CHECKPOINT_PREFIX}{self.update}"
+        if acc.is_main_process and staging.exists():
+            shutil.rmtree(staging)
+        acc.wait_for_everyone()
+        self.save_policy(staging)
+        acc.save_state(str(staging / STATE_DIR))
+        acc.wait_for_everyone()
         if acc.is_main_process:
             state = {"update": self.update, "env_steps": self.env_steps, "episodes": self.episodes}
-            (directory / TRAINER_STATE).write_text(json.dumps(state, indent=2))
+            _write_text_atomic(staging / TRAINER_STATE, json.dumps(state, indent=2))
+            _fsync_dir(staging)
+            if directory.exists():  # a checkpoint of the same update from before a resume
+                old = root / f"{TMP_PREFIX}old-{directory.name}"
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(directory, old)
+                os.replace(staging, directory)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(staging, directory)
+            _fsync_dir(root)
             limit = self.config.save_total_limit
             if limit:
                 for old in sorted_checkpoints(self.config.output_dir)[:-limit]:
@@ -455,20 +480,100 @@ class PPOTrainer:
 
     def load_checkpoint(self, checkpoint: str | bool) -> Path:
         """Continue from ``checkpoint`` (a folder, or true / 'true' for the last in output_dir)."""
-        if checkpoint is True or str(checkpoint).lower() == "true":
-            found = sorted_checkpoints(self.config.output_dir)
-            if not found:
-                raise FileNotFoundError(f"resume_from_checkpoint: no {CHECKPOINT_PREFIX}* folder in {self.config.output_dir}")
-            directory = found[-1]
-        else:
-            directory = Path(checkpoint)
-        if not (directory / TRAINER_STATE).is_file():
-            raise FileNotFoundError(f"{directory} is not a PPO checkpoint (no {TRAINER_STATE})")
+        from webshop_trl.trainers.checkpoints import resolve_resume_from_checkpoint
+
+        resolved = resolve_resume_from_checkpoint(checkpoint, self.config.output_dir)
+        if resolved is None:
+            raise ValueError(f"resume_from_checkpoint={checkpoint!r} names no checkpoint")
+        directory = Path(resolved)
         self.accelerator.load_state(str(directory / STATE_DIR))
         state = json.loads((directory / TRAINER_STATE).read_text())
         self.update, self.env_steps, self.episodes = int(state["update"]), int(state["env_steps"]), int(state["episodes"])
+        if self.accelerator.is_main_process:
+            self._trim_metrics_log()
+        self.accelerator.wait_for_everyone()
         logger.info("resumed from %s at update %d", directory, self.update)
         return directory
+
+    def _trim_metrics_log(self) -> None:
+        """Drop metrics.jsonl lines of updates after the resumed one (they will be run again)."""
+        path = Path(self.config.output_dir) / METRICS_FILE
+        if not path.is_file():
+            return
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                if int(json.loads(line)["update"]) <= self.update:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut by the kill
+        _write_text_atomic(path, "".join(x + "\n" for x in kept))
+
+    def last_metrics(self) -> dict[str, Any] | None:
+        """The last logged update's metrics (this run's, else metrics.jsonl's last line)."""
+        if self.history:
+            return dict(self.history[-1])
+        path = Path(self.config.output_dir) / METRICS_FILE
+        try:
+            lines = [x for x in path.read_text().splitlines() if x.strip()]
+            return json.loads(lines[-1]) if lines else None
+        except (OSError, ValueError):
+            return None
+
+    # ------------------------------------------------------------------ model card and Hub
+    model_card_data: dict | None = None  # set by the entry script: datasets, base model, recipe
+
+    def create_model_card(self, model_name: str | None = None) -> Path | None:
+        """Our model card (README.md) in output_dir: data, base checkpoint, recipe, last metrics."""
+        from webshop_trl.trainers.model_card import hub_base_model, recipe_values, render_model_card, write_model_card
+
+        if not self.accelerator.is_main_process:
+            return None
+        cfg = self.config
+        data = dict(self.model_card_data or {})
+        if model_name is None:
+            model_name = cfg.hub_model_id.split("/")[-1] if cfg.hub_model_id else Path(cfg.output_dir).name
+        datasets = data.get("datasets")
+        if datasets is None:
+            datasets = [{"name": f"WebShop {self.script_args.goal_split} goals", "source": "environment"}]
+        datasets = [dict(d) for d in datasets]
+        for d in datasets:  # the environment entry gets the run's totals
+            if d.get("source") == "environment":
+                d.update(env_steps=self.env_steps, episodes=self.episodes, updates=self.update)
+        hyperparameters = data.get("hyperparameters") or {
+            "environment": recipe_values(self.script_args), "training": recipe_values(cfg, ("seed", "num_updates", "learning_rate")),
+        }
+        hyperparameters = {k: dict(v) for k, v in hyperparameters.items()}
+        hyperparameters.setdefault("training", {})["processes"] = self.accelerator.num_processes
+        last = self.last_metrics()
+        base = data.get("base_model")
+        text = render_model_card(
+            method="ppo", model_name=model_name, base_model=base, base_model_hub_id=hub_base_model(base),
+            datasets=datasets, hyperparameters=hyperparameters, metrics={"last update": last} if last else {},
+            hub_model_id=cfg.hub_model_id, tags=data.get("tags", ()), notes=data.get("notes", ()),
+        )
+        return write_model_card(cfg.output_dir, text)
+
+    def push_to_hub(self, commit_message: str = "End of training (webshop-trl PPO)") -> str | None:
+        """Create the Hub repo (hub_model_id, default output_dir's name) and upload output_dir:
+        the final policy, README.md, metrics.jsonl; not the checkpoints. Returns the repo id."""
+        if not self.accelerator.is_main_process:
+            self.accelerator.wait_for_everyone()
+            return None
+        from huggingface_hub import HfApi
+
+        cfg = self.config
+        api = HfApi()
+        repo_id = api.create_repo(cfg.hub_model_id or Path(cfg.output_dir).name, private=cfg.hub_private_repo, exist_ok=True).repo_id
+        if cfg.hub_revision:
+            api.create_branch(repo_id, branch=cfg.hub_revision, exist_ok=True)
+        api.upload_folder(
+            repo_id=repo_id, folder_path=cfg.output_dir, commit_message=commit_message, revision=cfg.hub_revision,
+            ignore_patterns=[f"{CHECKPOINT_PREFIX}*", f"{TMP_PREFIX}*", "_*", ".*"],
+        )
+        logger.info("pushed %s to the Hub repo %s", cfg.output_dir, repo_id)
+        self.accelerator.wait_for_everyone()
+        return repo_id
 
     def save_final(self, output_dir: str | None = None) -> None:
         """The trained policy in ``output_dir`` (LoRA: the adapter in output_dir/adapter and the merged
@@ -484,6 +589,28 @@ class PPOTrainer:
             merged.processor = self.processor
             merged.save_pretrained(output_dir)
         self.accelerator.wait_for_everyone()
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def sorted_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
