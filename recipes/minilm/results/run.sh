@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The paper's comparison on this machine (issue 4's results): from the IL checkpoint
+# outputs/il/minilm, DPO on (a) expert demonstrations standing in for the paper's 1,200 human
+# trajectories and (b) 100 self-generated reward-1 trajectories, and PPO; each evaluated greedily on
+# the 500 test goals. Every stage is skipped when its output exists, so a rerun resumes.
+# Budget on a 2-core CPU: about 2 hours; every stage's wall time goes to $OUT/times.tsv.
+#   bash recipes/minilm/results/run.sh            # OUT=outputs/results by default
+set -euo pipefail
+OUT=${OUT:-outputs/results}
+IL=${IL:-outputs/il/minilm}
+DPO_STEPS=${DPO_STEPS:-500}
+PPO_UPDATES=${PPO_UPDATES:-10}
+BIN=${BIN:-.venv/bin}
+mkdir -p "$OUT"/{demos,preferences,eval,logs}
+stage() {  # stage NAME DONE_FILE command...
+  local name=$1 done=$2; shift 2
+  if [[ -e $done ]]; then echo "[skip] $name ($done exists)"; return; fi
+  echo "[run ] $name: $*"
+  local t0=$SECONDS
+  "$@" > "$OUT/logs/$name.log" 2>&1
+  printf '%s\t%d\t%s\n' "$name" $((SECONDS - t0)) "$*" >> "$OUT/times.tsv"
+  echo "[done] $name in $((SECONDS - t0)) s"
+}
+stage demos-expert "$OUT/demos/expert-1200-noise-on.jsonl" \
+  $BIN/webshop-trl demos expert --split train --num-goals 1200 --noise on --seed 0 \
+  --output "$OUT/demos/expert-1200-noise-on.jsonl" --quiet
+stage demos-self "$OUT/demos/self-100.done" bash -c "$BIN/webshop-trl demos self --checkpoint $IL --temperature 1.0 \
+  --num-keep 100 --split train --seed 0 --output $OUT/demos/self-100.jsonl --summary-json $OUT/demos/self-100.summary.json --quiet && touch $OUT/demos/self-100.done"
+stage prefs-expert "$OUT/preferences/expert-1200" \
+  $BIN/webshop-trl build-preferences "$OUT/demos/expert-1200-noise-on.jsonl" --reference-model "$IL" --bf16 \
+  --output "$OUT/preferences/expert-1200"
+stage prefs-self "$OUT/preferences/self-100" \
+  $BIN/webshop-trl build-preferences "$OUT/demos/self-100.jsonl" --reference-model "$IL" --bf16 \
+  --output "$OUT/preferences/self-100"
+for d in expert-1200 self-100; do
+  stage dpo-$d "$OUT/dpo-$d/model.safetensors" \
+    $BIN/python -m webshop_trl.scripts.dpo --config recipes/minilm/dpo/config_full.yaml \
+    --model_name_or_path "$IL" --dataset_name "$OUT/preferences/$d" --output_dir "$OUT/dpo-$d" \
+    --max_steps $DPO_STEPS --max_train_samples $((DPO_STEPS * 4)) --eval_steps $DPO_STEPS --save_steps $DPO_STEPS
+done
+stage ppo "$OUT/ppo/model.safetensors" \
+  $BIN/python -m webshop_trl.scripts.ppo --config recipes/minilm/ppo/config_full.yaml \
+  --model_name_or_path "$IL" --output_dir "$OUT/ppo" --num_updates $PPO_UPDATES --save_steps 5
+for m in dpo-expert-1200 dpo-self-100 ppo; do
+  stage eval-$m "$OUT/eval/$m.json" \
+    $BIN/webshop-trl evaluate --agent policy --checkpoint "$OUT/$m" --greedy --split test --output "$OUT/eval/$m.json"
+done
+echo "all stages done; times in $OUT/times.tsv"
