@@ -10,10 +10,17 @@ AdamW update, plus, without precomputed reference log-probs, the frozen referenc
 Configurations (each a fresh trainer, run in alternating rounds so that drift in machine load hits
 them alike):
 
-* reference: ``precompute`` (TRL's precompute_ref_log_probs: one reference forward per pair before
-  training, timed separately and reported per pair) or ``frozen`` (a frozen copy, one reference
-  forward per step);
+* reference: ``stored`` (the reference log-probs ``build-preferences`` stores with the pairs, as
+  ``reference_log_probs_from_dataset: true`` uses them: no precompute pass, no reference model; the
+  benchmark scores its pairs with the reference once, untimed, as the build does, and hands the
+  trainer the matching build record), ``precompute`` (TRL's precompute_ref_log_probs: one
+  reference forward per pair before training, timed and reported per pair) or ``frozen`` (a frozen
+  copy, one reference forward per step);
 * ``bf16`` autocast on or off.
+
+For each configuration it prints the projected wall time of 3,000 steps *including set-up*: the
+trainer's fixed set-up, plus for ``precompute`` the precompute pass scaled to the 3,000 x
+batch-size pairs those steps use, plus 3,000 x the median step.
 
 Other processes on a 2-core machine change these numbers a lot: the share of CPU time that other
 processes used during each run is printed (from /proc/stat), and so is the CPU time this process
@@ -21,7 +28,7 @@ spent per step (with ``--threads 1`` that is close to the wall time of an idle c
 load; with 2 threads it is the sum over both).
 
     python benchmarks/dpo_speed.py [--steps 10] [--warmup 2] [--batch-size 8] [--rounds 1]
-        [--max-observation-length 384] [--candidates 10] [--modes precompute,frozen] [--bf16 on,off]
+        [--max-observation-length 384] [--candidates 10] [--modes stored,precompute,frozen] [--bf16 on,off]
         [--freeze-embeddings] [--freeze-layers N] [--lora] [--threads 2] [--json out.json]
 """
 
@@ -88,7 +95,22 @@ def make_pairs(tokenizer, n: int, obs_tokens: int, k: int, seed: int = 0) -> lis
     return rows
 
 
-def run_one(base_model, rows, *, precompute: bool, bf16: bool, args) -> dict:
+PROJECTED_STEPS = 3000
+
+
+def with_stored_log_probs(base_model, rows, bf16: bool) -> tuple[list[dict], dict]:
+    """``rows`` with the reference's log-probs of chosen and rejected (as build-preferences stores
+    them: `ActionScorerModel.score`, 16 pages per pass) and the build record that says so."""
+    from webshop_trl.preferences import reference_record
+
+    model = copy.deepcopy(base_model).eval()
+    scores = model.score([r["prompt"] for r in rows], [r["available_actions"] for r in rows], bf16=bf16, batch_size=16)
+    out = [dict(r, ref_chosen_logps=float(lp[r["chosen_index"]]), ref_rejected_logps=float(lp[r["rejected_index"]]))
+           for r, lp in zip(rows, scores)]
+    return out, {"reference_log_probs": reference_record(model, "ActionScorerModel.from_bert() (benchmark)", bf16=bf16)}
+
+
+def run_one(base_model, rows, *, mode: str, bf16: bool, args) -> dict:
     import datasets
     from transformers import TrainerCallback
 
@@ -97,6 +119,15 @@ def run_one(base_model, rows, *, precompute: bool, bf16: bool, args) -> dict:
     from webshop_trl.trainers.policy_init import freeze_encoder
 
     stamps: list[tuple[float, float]] = []  # (wall, CPU time of this process)
+    precompute_seconds = [0.0]
+
+    class Timed(ActionDPOTrainer):
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            started = time.perf_counter()
+            try:
+                return super()._precompute_ref_logps(dataset, name, batch_size)
+            finally:
+                precompute_seconds[0] += time.perf_counter() - started
 
     class Stamp(TrainerCallback):
         def on_train_begin(self, *a, **k):
@@ -113,9 +144,13 @@ def run_one(base_model, rows, *, precompute: bool, bf16: bool, args) -> dict:
         output_dir=out, max_steps=args.warmup + args.steps, per_device_train_batch_size=args.batch_size,
         gradient_accumulation_steps=1, learning_rate=1e-5, lr_scheduler_type="constant", logging_steps=10**6,
         save_strategy="no", eval_strategy="no", report_to="none", use_cpu=True, bf16=bf16, seed=0,
-        precompute_ref_log_probs=precompute, precompute_ref_batch_size=args.precompute_batch_size,
+        precompute_ref_log_probs=mode == "precompute", precompute_ref_batch_size=args.precompute_batch_size,
+        reference_log_probs_from_dataset="true" if mode == "stored" else "false",
         dataloader_num_workers=0, disable_tqdm=True,
     )
+    build_info = None
+    if mode == "stored":
+        rows, build_info = with_stored_log_probs(base_model, rows, bf16)  # the build's work: not timed
     busy0, total0 = cpu_busy()
     own0 = time.process_time()
     started = time.perf_counter()
@@ -124,10 +159,13 @@ def run_one(base_model, rows, *, precompute: bool, bf16: bool, args) -> dict:
         from webshop_trl.trainers.dpo_config import DPOModelArguments
 
         peft_config = DPOModelArguments(use_peft=True, lora_r=16, lora_alpha=32).peft_config()  # recipes/minilm/dpo/config_lora.yaml
-    trainer = ActionDPOTrainer(
-        model=model, args=config, train_dataset=datasets.Dataset.from_list(rows), callbacks=[Stamp()], peft_config=peft_config
+    trainer = Timed(
+        model=model, args=config, train_dataset=datasets.Dataset.from_list(rows), callbacks=[Stamp()], peft_config=peft_config,
+        preference_build_info=build_info,
     )
     setup = time.perf_counter() - started
+    assert trainer.reference_log_probs_source == {"stored": "dataset", "precompute": "precompute"}.get(
+        mode, "peft-base" if args.lora else "model"), trainer.reference_log_probs_source
     trainer.train()
     wall = time.perf_counter() - started
     busy1, total1 = cpu_busy()
@@ -137,15 +175,22 @@ def run_one(base_model, rows, *, precompute: bool, bf16: bool, args) -> dict:
     ncpu = os.cpu_count() or 1
     jiffy_wall = (total1 - total0) / ncpu if total1 > total0 else 0.0
     others = max(0.0, ((busy1 - busy0) / 100.0 - own) / (ncpu * wall)) if jiffy_wall else float("nan")
+    pairs = PROJECTED_STEPS * args.batch_size
+    precompute_s = precompute_seconds[0] if mode == "precompute" else 0.0
+    fixed_setup = setup - precompute_s
+    projected_setup = fixed_setup + precompute_s / len(rows) * pairs
     return {
-        "reference": "precompute" if precompute else "frozen",
+        "reference": mode,
         "bf16": bf16,
         "s_per_step_median": statistics.median(steps),
         "s_per_step_min": min(steps),
         "s_per_step_mean": statistics.fmean(steps),
         "cpu_s_per_step_median": statistics.median(cpu_steps),
         "setup_s": setup,
-        "precompute_s_per_pair": (setup / len(rows)) if precompute else None,  # trainer setup incl. precompute, per pair
+        "precompute_s": precompute_s,
+        "precompute_s_per_pair": (precompute_s / len(rows)) if mode == "precompute" else None,  # TRL's pass, per pair
+        "projected_setup_s": projected_setup,  # for the PROJECTED_STEPS x batch-size pairs
+        "projected_s": projected_setup + statistics.median(steps) * PROJECTED_STEPS,
         "others_cpu_share": others,
     }
 
@@ -179,7 +224,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-observation-length", type=int, default=384, help="page tokens (the IL recipe's 384)")
     p.add_argument("--max-action-length", type=int, default=32)
     p.add_argument("--candidates", type=int, default=10, help="candidates per page")
-    p.add_argument("--modes", default="precompute,frozen")
+    p.add_argument("--modes", default="stored,precompute,frozen",
+                   help="reference log-probs: stored (with the pairs), precompute (TRL's pass), frozen (a copy); comma-separated")
     p.add_argument("--bf16", default="on,off")
     p.add_argument("--freeze-layers", type=int, default=0, help="do not train the first N encoder layers")
     p.add_argument("--freeze-embeddings", action="store_true", help="do not train the word/position embeddings")
@@ -200,6 +246,9 @@ def main(argv=None) -> int:
     )
     rows = make_pairs(base.processor.tokenizer, args.batch_size * (args.steps + args.warmup), args.max_observation_length, args.candidates)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in ("stored", "precompute", "frozen")]
+    if unknown:
+        p.error(f"unknown --modes {unknown}: choose among stored, precompute, frozen")
     bf16s = [{"on": True, "off": False}[b.strip()] for b in args.bf16.split(",") if b.strip()]
     print(
         f"# DPO step, MiniLM-L6 ({sum(p.numel() for p in base.parameters()) / 1e6:.1f}M params), batch {args.batch_size} pairs, "
@@ -221,15 +270,18 @@ def main(argv=None) -> int:
     for r in range(args.rounds):
         for mode in modes:
             for bf16 in bf16s:
-                res = run_one(base, rows, precompute=mode == "precompute", bf16=bf16, args=args)
+                res = run_one(base, rows, mode=mode, bf16=bf16, args=args)
                 res["round"] = r
                 results.append(res)
-                extra = f", set-up incl. precompute {res['setup_s']:.1f} s" if res["precompute_s_per_pair"] else ""
+                pairs = PROJECTED_STEPS * args.batch_size
+                extra = (f"; precompute {res['precompute_s_per_pair'] * 1000:.0f} ms/pair -> {pairs:,} pairs "
+                         f"{res['projected_setup_s'] / 60:.1f} min" if res["precompute_s_per_pair"] else "")
                 print(
                     f"reference={res['reference']:<10} bf16={'on ' if bf16 else 'off'}  median {res['s_per_step_median']:.3f} s/step "
                     f"(min {res['s_per_step_min']:.3f}, mean {res['s_per_step_mean']:.3f}; CPU {res['cpu_s_per_step_median']:.3f} "
-                    f"s/step){extra}; "
-                    f"3,000 steps ~ {res['s_per_step_median'] * 3000 / 60:.0f} min; other processes used "
+                    f"s/step); set-up {res['setup_s']:.1f} s{extra}; "
+                    f"{PROJECTED_STEPS:,} steps incl. set-up ~ {res['projected_s'] / 60:.1f} min "
+                    f"(steps alone {res['s_per_step_median'] * PROJECTED_STEPS / 60:.1f} min); other processes used "
                     f"{res['others_cpu_share']:.0%} of the CPU",
                     flush=True,
                 )

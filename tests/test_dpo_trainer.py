@@ -228,6 +228,7 @@ def test_precomputed_reference_gives_the_same_losses_as_the_frozen_copy(tmp_path
             eval_dataset=dataset,
         )
         assert (trainer.ref_model is None) == precompute  # precomputed: no reference kept in memory
+        assert trainer.reference_log_probs_source == ("precompute" if precompute else "model")
         trainer.train()
         runs[precompute] = ([h["loss"] for h in trainer.state.log_history if "loss" in h], trainer.evaluate()["eval_loss"])
         if precompute:  # the stored columns are the initial policy's log-probs
@@ -251,6 +252,7 @@ def test_lora_reference_is_the_base_with_the_adapter_off(tmp_path, dataset):
         model=policy, args=make_args(tmp_path, max_steps=5, learning_rate=1e-2), train_dataset=dataset, peft_config=peft_config
     )
     assert isinstance(trainer.model, PeftModel) and trainer.ref_model is None
+    assert trainer.reference_log_probs_source == "peft-base"
     trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n or "modules_to_save" in n for n in trainable)
     assert any("score_out.modules_to_save" in n for n in trainable)

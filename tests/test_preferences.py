@@ -30,6 +30,7 @@ from webshop_trl.errors import DataFileError
 from webshop_trl.policy import ActionScorerModel
 from webshop_trl.preferences import (
     COLUMNS,
+    REFERENCE_LOG_PROB_COLUMNS,
     FORMAT_ID,
     PreferenceBuildConfig,
     PreferenceBuildError,
@@ -41,6 +42,7 @@ from webshop_trl.preferences import (
     save_preferences,
     split_goals,
     stale_temp_folders,
+    weights_fingerprint,
 )
 from webshop_trl.preferences.rejection import _sample
 from webshop_trl.trajectories import Step, Trajectory, read_trajectories, write_trajectories
@@ -139,6 +141,7 @@ def test_rows_are_the_demonstrated_decisions(demos, uniform):
     c = uniform.info["counts"]
     assert c["trajectories"] == len(GOALS) and c["rows"]["train"] + c["rows"]["eval"] == len(rows) == c["pairs"]
     assert c["not_choice_steps"] == c["steps"] - c["decision_steps"] - c["invalid_steps"] > 0
+    assert uniform.info["reference_log_probs"] is None and "ref_chosen_logps" not in uniform.info["columns"]
 
 
 def test_uniform_rejection_is_uniform_over_the_other_candidates():
@@ -167,6 +170,16 @@ def test_reference_rejection_is_the_reference_argmax(greedy, policy):
     ref = info["rejection"]["reference"]
     assert info["rejection"]["method"] == "reference" and info["rejection"]["decoding"] == "greedy"
     assert list(ref["weights_sha256"]) == ["model.safetensors"] and ref["parameters"] == sum(p.numel() for p in policy.parameters())
+    # the reference's log-probs of chosen and rejected are stored (over the row's capped candidates), with what made them
+    assert greedy.dataset["train"].column_names == list(COLUMNS) + list(REFERENCE_LOG_PROB_COLUMNS)
+    chosen = torch.tensor([float(lp[r["chosen_index"]]) for r, lp in zip(rows, log_probs)])
+    rejected = torch.tensor([float(lp[r["rejected_index"]]) for r, lp in zip(rows, log_probs)])
+    torch.testing.assert_close(torch.tensor([r["ref_chosen_logps"] for r in rows]), chosen, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.tensor([r["ref_rejected_logps"] for r in rows]), rejected, rtol=1e-5, atol=1e-5)
+    record = info["reference_log_probs"]
+    assert record["weights_fingerprint"] == weights_fingerprint(policy) == ref["weights_fingerprint"]
+    assert record["weights_sha256"] == ref["weights_sha256"] and record["precision"] == "fp32"
+    assert record["processor"]["max_observation_length"] == 64 and record["reference"] == greedy.info["config"]["reference_model"]
 
 
 def test_reference_agreeing_page_gets_the_best_other_or_is_dropped(demos, policy_dir, greedy):
@@ -228,7 +241,13 @@ def test_deterministic_given_the_seed(demos, policy, greedy, uniform):
     # the reference's choices do not depend on the batch size
     one_by_one = build_preferences(PreferenceBuildConfig([str(demos)], reference_model="tiny", eval_fraction=0.25, batch_size=1),
                                    reference_model=policy)
-    assert all_rows(one_by_one.dataset) == all_rows(greedy.dataset)
+    def without_log_probs(rows):
+        return [{k: v for k, v in r.items() if k not in REFERENCE_LOG_PROB_COLUMNS} for r in rows]
+
+    assert without_log_probs(all_rows(one_by_one.dataset)) == without_log_probs(all_rows(greedy.dataset))
+    for column in REFERENCE_LOG_PROB_COLUMNS:  # (other padding: equal up to float rounding)
+        torch.testing.assert_close(torch.tensor([r[column] for r in all_rows(one_by_one.dataset)]),
+                                   torch.tensor([r[column] for r in all_rows(greedy.dataset)]), rtol=1e-5, atol=1e-5)
 
 
 def test_split_by_goal(demos, uniform, workdir):
@@ -322,7 +341,7 @@ def test_save_card_and_build_info(greedy, workdir, demos):
     assert card.startswith("---\n") and "- webshop" in card
     for text in (info["inputs"][0]["sha256"], "Reference policy", "its best other action", "seed 0",
                  f"| train | {info['counts']['rows']['train']} |", "model.safetensors", "webshop-trl 0.1.0",
-                 info["rows_sha256"]["train"]):
+                 info["rows_sha256"]["train"], "## Reference log-probabilities", info["reference_log_probs"]["weights_fingerprint"]):
         assert text in card, text
     dataset, info2, card2 = load_preferences(out)
     assert info2 == info and card2 == card and dataset.num_rows == loaded.num_rows

@@ -11,7 +11,8 @@ Example::
 
     built = build_preferences(PreferenceBuildConfig(["demos.jsonl"], reference_model="outputs/il-policy"))
     save_preferences(built, "outputs/preferences/expert-dpo")
-    built.dataset["train"][0]   # {"prompt": ..., "chosen": ..., "rejected": ..., "available_actions": [...], ...}
+    built.dataset["train"][0]   # {"prompt": ..., "chosen": ..., "rejected": ..., "available_actions": [...], ...,
+                                #  "ref_chosen_logps": ..., "ref_rejected_logps": ...}  (the reference's log-probs)
 """
 
 from webshop_trl.preferences.build import (
@@ -28,6 +29,12 @@ from webshop_trl.preferences.build import (
     split_goals,
 )
 from webshop_trl.preferences.card import render_card
+from webshop_trl.preferences.reference import (
+    REFERENCE_LOG_PROB_COLUMNS,
+    reference_mismatches,
+    reference_record,
+    weights_fingerprint,
+)
 from webshop_trl.preferences.hub import push_preferences_to_hub, push_saved_preferences
 from webshop_trl.preferences.rejection import REJECTION_METHODS, ReferencePolicyRejector, Rejection, UniformRejector
 from webshop_trl.preferences.storage import check_output, is_preference_folder, load_preferences, save_preferences, stale_temp_folders
@@ -36,6 +43,7 @@ __all__ = [
     "BUILD_INFO_NAME",
     "COLUMNS",
     "FORMAT_ID",
+    "REFERENCE_LOG_PROB_COLUMNS",
     "REJECTION_METHODS",
     "SPLITS",
     "BuiltPreferences",
@@ -52,8 +60,11 @@ __all__ = [
     "load_reference_policy",
     "push_preferences_to_hub",
     "push_saved_preferences",
+    "reference_mismatches",
+    "reference_record",
     "render_card",
     "save_preferences",
     "split_goals",
     "stale_temp_folders",
+    "weights_fingerprint",
 ]

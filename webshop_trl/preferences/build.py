@@ -18,7 +18,15 @@ column                        meaning
 ``source``                    the trajectory's source ("expert", "human-play", "il", ...)
 ``reward``                    the trajectory's final reward (0..1), e.g. to keep successes only
 ``reference_agreed``          the reference's own choice was ``chosen`` (null for uniform)
+``ref_chosen_logps``          reference rejection only: log pi_ref(chosen|s), the reference's
+                              log-softmax over ``available_actions`` (float32)
+``ref_rejected_logps``        reference rejection only: log pi_ref(rejected|s)
 ============================  =================================================================
+
+The two ``ref_*`` columns are TRL's names for precomputed reference log-probs: a DPO run whose
+reference is the same checkpoint (same weights, processor settings and precision; recorded under
+``reference_log_probs`` in the build info) uses them instead of a precompute pass
+(`webshop_trl.preferences.reference`, ``reference_log_probs_from_dataset``).
 
 ``prompt``/``chosen``/``rejected`` are TRL's preference columns (explicit prompt). The split is by
 goal -- (goal kind, goal index), so no goal has rows in both splits -- and seeded. Everything is
@@ -44,6 +52,7 @@ from typing import Any, Callable, Sequence
 from webshop_trl.datasets import DecisionStep, decision_steps
 from webshop_trl.datasets.decision_steps import MAX_CANDIDATES
 from webshop_trl.errors import DataFileError, WebShopTrlError
+from webshop_trl.preferences.reference import RECORD_KEY, REFERENCE_LOG_PROB_COLUMNS, reference_record
 from webshop_trl.preferences.rejection import REJECTION_METHODS, ReferencePolicyRejector, UniformRejector, other_indices
 from webshop_trl.trajectories.format import read_trajectories
 
@@ -65,11 +74,19 @@ COLUMNS: dict[str, str] = {
     "reward": "the trajectory's final reward (0 to 1)",
     "reference_agreed": "the reference policy's own choice was `chosen` (null for uniform rejection)",
 }
+# Only with rejection "reference": the reference's log-probs (TRL's precomputed-reference column names,
+# `REFERENCE_LOG_PROB_COLUMNS`).
+REFERENCE_COLUMNS: dict[str, str] = {
+    "ref_chosen_logps": "log pi_ref(chosen|s) under the reference policy: its log-softmax over `available_actions`",
+    "ref_rejected_logps": "log pi_ref(rejected|s) under the reference policy",
+}
 
 
-def features():
+def features(reference_log_probs: bool = False):
+    """The dataset's features; ``reference_log_probs`` adds the two float32 ``ref_*`` columns."""
     from datasets import Features, List, Value
 
+    extra = {name: Value("float32") for name in REFERENCE_COLUMNS} if reference_log_probs else {}
     return Features({
         "prompt": Value("string"),
         "chosen": Value("string"),
@@ -82,6 +99,7 @@ def features():
         "source": Value("string"),
         "reward": Value("float32"),
         "reference_agreed": Value("bool"),
+        **extra,
     })
 
 
@@ -372,11 +390,16 @@ def build_preferences(
     if config.rejection == "uniform":
         rejector: Any = UniformRejector(config.seed)
         reference_info = None
+        log_prob_record = None
     else:
         model = reference_model if reference_model is not None else load_reference_policy(config.reference_model, config.device)
         rejector = ReferencePolicyRejector(model, temperature=config.temperature, seed=config.seed,
                                            batch_size=config.batch_size, bf16=config.bf16, source=config.reference_model)
         reference_info = describe_reference(model, config.reference_model)
+        log_prob_record = reference_record(model, config.reference_model, bf16=config.bf16,
+                                           weights_sha256=reference_info.get("weights_sha256"),
+                                           hub_commit=reference_info.get("hub_commit"))
+        reference_info["weights_fingerprint"] = log_prob_record["weights_fingerprint"]
     tick = (lambda n: progress("reject", n, len(steps))) if progress is not None else None
     rejections = rejector.reject(steps, keys, tick)
 
@@ -393,7 +416,7 @@ def build_preferences(
         split = "eval" if goal in eval_goals else "train"
         split_goal_sets[split].add(goal)
         by_source[step.source] += 1
-        rows[split].append({
+        row = {
             "prompt": step.observation,
             "chosen": step.chosen,
             "rejected": step.candidates[rej.index],
@@ -405,14 +428,18 @@ def build_preferences(
             "source": step.source,
             "reward": float(step.reward),
             "reference_agreed": rej.agreed,
-        })
+        }
+        if log_prob_record is not None:
+            row["ref_chosen_logps"] = rej.chosen_log_prob
+            row["ref_rejected_logps"] = rej.rejected_log_prob
+        rows[split].append(row)
     counts["reference_agreed"] = agreed if config.rejection == "reference" else 0
     counts["agreeing_skipped"] = agreed if config.skip_agreeing else 0
     if not any(rows.values()):
         raise PreferenceBuildError(f"all {len(steps)} pairs were dropped (--skip-agreeing: the reference agreed with every "
                                    "demonstrated action)")
 
-    feats = features()
+    feats = features(reference_log_probs=log_prob_record is not None)
     dataset = DatasetDict({
         s: Dataset.from_dict({c: [r[c] for r in rows[s]] for c in feats}, features=feats, split=s) for s in SPLITS
     })
@@ -440,8 +467,9 @@ def build_preferences(
             "rows_by_source": dict(sorted(by_source.items())),
         },
         "reference_agreement": (agreed / len(steps)) if config.rejection == "reference" else None,
+        RECORD_KEY: log_prob_record,
         "rows_sha256": {s: rows_sha256(rows[s]) for s in SPLITS},
-        "columns": COLUMNS,
+        "columns": {**COLUMNS, **(REFERENCE_COLUMNS if log_prob_record is not None else {})},
         "skipped_examples": decisions.skipped[:20],
     }
     info["build_seconds"] = round(time.perf_counter() - start, 3)

@@ -46,6 +46,8 @@ def rejection_text(info: dict[str, Any]) -> str:
         text.append(f"- weights `{name}` sha256 `{sha}`")
     if ref.get("hub_commit"):
         text.append(f"- hub commit `{ref['hub_commit']}`")
+    if ref.get("weights_fingerprint"):
+        text.append(f"- weights fingerprint (tensors that score actions) `{ref['weights_fingerprint']}`")
     agreed = info["counts"]["reference_agreed"]
     if info["config"].get("skip_agreeing"):
         text.append(f"- when the reference's choice was the demonstrated action ({agreed} pages, "
@@ -56,6 +58,30 @@ def rejection_text(info: dict[str, Any]) -> str:
                     f"{_fmt_pct(info['reference_agreement'])}), the rejected action is the reference's choice among "
                     f"the other candidates ({other}); these rows have `reference_agreed = true`.")
     return "\n".join(text)
+
+
+def reference_log_probs_text(info: dict[str, Any]) -> str:
+    """The card section on the stored reference log-probs ("" for uniform rejection)."""
+    rec = info.get("reference_log_probs")
+    if not rec:
+        return ""
+    proc = rec.get("processor") or {}
+    settings = ", ".join(f"{k} {v}" for k, v in proc.items() if k not in ("vocab_sha256",))
+    return f"""
+## Reference log-probabilities
+
+`ref_chosen_logps` and `ref_rejected_logps` are the reference policy's log pi(a|s) of the chosen and
+the rejected action: its log-softmax over the row's `available_actions` (after the candidate cap),
+computed while choosing the rejected actions. They are TRL's precomputed-reference columns: a DPO
+run (`python -m webshop_trl.scripts.dpo`, option `reference_log_probs_from_dataset`) whose reference
+is this same policy -- the same weights, processor settings and precision -- uses them and skips its
+own reference pass.
+
+- reference: `{rec.get('reference')}`
+- weights fingerprint `{rec.get('weights_fingerprint')}` ({rec.get('fingerprint_method')})
+- precision: {rec.get('precision')}
+- processor: {settings}; vocabulary sha256 `{proc.get('vocab_sha256')}`
+"""
 
 
 def render_card(info: dict[str, Any], title: str | None = None) -> str:
@@ -131,7 +157,7 @@ With TRL scripts set `dataset_test_split="eval"`.
 Candidates are the page's click actions; above {cap} of them, WebShop's cap keeps the first 6 plus
 10 drawn at random (the chosen action always kept). Pages with fewer than two distinct candidates
 cannot form a pair and were skipped.
-
+{reference_log_probs_text(info)}
 ## Counts
 
 | | |

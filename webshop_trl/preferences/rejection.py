@@ -10,6 +10,9 @@ The chosen action is always the demonstration's. The rejected one is either
   is flagged ``reference_agreed=True`` (``skip_agreeing`` drops such rows instead);
 * **uniform**: a candidate drawn uniformly from the page's other candidates.
 
+With a reference, each `Rejection` also carries log pi_ref of the chosen and of the rejected action
+(the builder stores them: `webshop_trl.preferences.reference`).
+
 Every random draw uses its own generator seeded by ``(seed, row key)``, so a row's rejected
 action depends on the seed and that row only: not on batch size, row order or other inputs.
 "Other" means a candidate whose *text* differs from the chosen action (a page can list the same
@@ -34,6 +37,8 @@ class Rejection:
     index: int  # the rejected candidate
     reference_index: int | None = None  # the reference's own choice (None for uniform)
     agreed: bool | None = None  # the reference's choice was the chosen action (None for uniform)
+    chosen_log_prob: float | None = None  # log pi_ref(chosen|s) (None for uniform)
+    rejected_log_prob: float | None = None  # log pi_ref(rejected|s) (None for uniform)
 
 
 def other_indices(step: DecisionStep) -> list[int]:
@@ -131,19 +136,21 @@ class ReferencePolicyRejector:
         return [self.choose(step, lp, key) for step, lp, key in zip(steps, all_log_probs, keys)]
 
     def choose(self, step: DecisionStep, log_probs: Sequence[float], key: str) -> Rejection:
-        """The rejection of one page from its reference log-probs."""
+        """The rejection of one page from its reference log-probs (kept in the result: the builder
+        stores log pi_ref of the chosen and the rejected action)."""
         others = other_indices(step)
         chosen_text = step.chosen
         if self.temperature is None:
             ref = max(range(len(log_probs)), key=lambda i: (log_probs[i], -i))  # argmax, first on ties
             agreed = step.candidates[ref] == chosen_text
             index = max(others, key=lambda i: (log_probs[i], -i)) if agreed else ref
-            return Rejection(index=index, reference_index=ref, agreed=agreed)
-        rng = row_rng(self.seed, "reference", key)
-        ref = _sample(rng, log_probs, range(len(log_probs)), self.temperature)
-        agreed = step.candidates[ref] == chosen_text
-        index = _sample(rng, log_probs, others, self.temperature) if agreed else ref
-        return Rejection(index=index, reference_index=ref, agreed=agreed)
+        else:
+            rng = row_rng(self.seed, "reference", key)
+            ref = _sample(rng, log_probs, range(len(log_probs)), self.temperature)
+            agreed = step.candidates[ref] == chosen_text
+            index = _sample(rng, log_probs, others, self.temperature) if agreed else ref
+        return Rejection(index=index, reference_index=ref, agreed=agreed,
+                         chosen_log_prob=float(log_probs[step.label]), rejected_log_prob=float(log_probs[index]))
 
 
 def _sample(rng: random.Random, log_probs: Sequence[float], indices: Sequence[int], temperature: float) -> int:

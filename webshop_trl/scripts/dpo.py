@@ -11,6 +11,11 @@ The recipe's keys are the fields of `DPOScriptArguments` (data), `ActionDPOConfi
 from, normally the IL checkpoint, and the LoRA options); unknown keys are an error, and so are
 DPOConfig options the action-scoring trainer does not implement.
 
+Reference log-probs: pairs built by ``webshop-trl build-preferences`` with a reference policy carry
+that policy's log-probs; when the policy trained here starts from that same checkpoint (same
+weights, processor settings and precision, as build_info.json records) they are used and TRL's
+precompute pass is skipped (``reference_log_probs_from_dataset``: auto / true / false).
+
 Output (``output_dir``): the trained policy, loadable with ``ActionScorerModel.from_pretrained``
 (config, safetensors weights, tokenizer and processor settings). With ``use_peft`` the LoRA adapter
 is saved in ``output_dir/adapter`` and the policy with the adapter merged in ``output_dir``.
@@ -41,7 +46,8 @@ def make_parser(prog: str | None = None) -> TrlParser:
 
 def main(script_args: DPOScriptArguments, training_args: ActionDPOConfig, model_args: DPOModelArguments):
     """Train, save (and evaluate) a DPO policy; returns the `ActionDPOTrainer`."""
-    from webshop_trl.trainers.dpo_data import load_preference_datasets
+    from webshop_trl.preferences.reference import has_reference_columns
+    from webshop_trl.trainers.dpo_data import load_build_info, load_preference_datasets
     from webshop_trl.trainers.dpo_trainer import ActionDPOTrainer
     from webshop_trl.trainers.policy_init import load_policy
 
@@ -64,13 +70,21 @@ def main(script_args: DPOScriptArguments, training_args: ActionDPOConfig, model_
         model.processor,
     )
 
+    build_info = None
+    if training_args.reference_log_probs_from_dataset != "false" and has_reference_columns(train_dataset):
+        build_info = load_build_info(script_args)  # which reference scored the pairs' stored log-probs
     trainer = ActionDPOTrainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         peft_config=model_args.peft_config(),
+        preference_build_info=build_info,
     )
+    logger.info("DPO reference log-probs: %s", {
+        "dataset": "stored with the pairs by build-preferences", "precompute": "TRL's precompute pass",
+        "peft-base": "the base with the adapter off, at each step", "model": "a frozen reference copy, at each step",
+    }[trainer.reference_log_probs_source])
     trainer.model_card_data = {
         "datasets": [dpo_card_dataset(script_args, train_dataset, eval_dataset)],
         "base_model": model_args.model_name_or_path or model_args.encoder_name_or_path,

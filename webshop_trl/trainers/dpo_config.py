@@ -143,6 +143,11 @@ class ActionDPOConfig(DPOConfig):
     checkpointing). Recipes set them all explicitly anyway. Activation checkpointing is
     ``activation_checkpointing`` (transformers 5.23's name; ``gradient_checkpointing`` is its
     deprecated alias).
+
+    ``reference_log_probs_from_dataset`` ("auto", "true", "false"): use the reference log-probs that
+    ``build-preferences`` stored with the pairs when the DPO reference is the checkpoint that scored
+    them (see `webshop_trl.preferences.reference`); then there is no precompute pass and no
+    reference model in memory.
     """
 
     # ---- processor lengths (unset: keep the checkpoint's saved processor settings)
@@ -158,6 +163,22 @@ class ActionDPOConfig(DPOConfig):
     page_truncation_side: str | None = field(
         default=None,
         metadata={"help": "'right' keeps the start of a long page (buttons, options, first results), 'left' its end."},
+    )
+
+    # ---- reference log-probs stored with the pairs by build-preferences
+    reference_log_probs_from_dataset: str = field(
+        default="auto",
+        metadata={
+            "help": "Use the reference log-probs that `webshop-trl build-preferences` stored with the pairs "
+            "(columns ref_chosen_logps / ref_rejected_logps, written when it rejects with a reference policy) as the "
+            "precomputed reference: no precompute pass and no reference model in memory. They apply when the DPO "
+            "reference is the checkpoint that scored the pairs: the weights fingerprint in the dataset's "
+            "build_info.json equals the initial policy's (with LoRA: its base), and the processor settings and "
+            "precision (bf16 or not) are the same. 'auto': use them when they apply, otherwise fall back to "
+            "precompute_ref_log_probs / the frozen reference (the log says which path and why); 'true': require "
+            "them (an error names what does not match); 'false': ignore them.",
+            "choices": ["auto", "true", "false"],
+        },
     )
 
     # ---- DPOConfig overrides
@@ -193,6 +214,11 @@ class ActionDPOConfig(DPOConfig):
     def __post_init__(self):
         super().__post_init__()
         check_dpo_options(self)
+        value = self.reference_log_probs_from_dataset
+        value = {True: "true", False: "false"}.get(value, value) if isinstance(value, bool) else str(value).lower()
+        if value not in ("auto", "true", "false"):
+            raise ValueError(f"reference_log_probs_from_dataset must be 'auto', 'true' or 'false', got {value!r}")
+        self.reference_log_probs_from_dataset = value
         if self.page_truncation_side not in (None, "left", "right"):
             raise ValueError(f"page_truncation_side must be 'left' or 'right', got {self.page_truncation_side!r}")
 

@@ -105,6 +105,61 @@ def check_preference_dataset(dataset, name: str = "train"):
     return dataset
 
 
+def find_build_info(dataset) -> dict | None:
+    """The ``build_info.json`` of the `webshop-trl build-preferences` folder a dataset was loaded
+    from (``load_from_disk`` of the folder or of one split), found from its Arrow files; None for
+    a dataset built in memory, from the Hub cache, or from anywhere else."""
+    import json
+    from pathlib import Path
+
+    from webshop_trl.preferences.build import BUILD_INFO_NAME, FORMAT_ID
+
+    for entry in getattr(dataset, "cache_files", None) or []:
+        filename = entry.get("filename") if isinstance(entry, Mapping) else None
+        if not filename:
+            continue
+        for folder in list(Path(filename).parents)[:3]:  # <folder>/<split>/data-*.arrow or <folder>/data-*.arrow
+            candidate = folder / BUILD_INFO_NAME
+            if candidate.is_file():
+                try:
+                    info = json.loads(candidate.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                if isinstance(info, dict) and info.get("format") == FORMAT_ID:
+                    return info
+    return None
+
+
+def load_build_info(script_args) -> dict | None:
+    """The ``build_info.json`` of ``script_args.dataset_name``: from the folder, or downloaded from
+    the Hub dataset repo (``build-preferences --push-to-hub`` uploads it); None where there is none."""
+    import json
+    from pathlib import Path
+
+    from webshop_trl.preferences.build import BUILD_INFO_NAME, FORMAT_ID
+
+    name = script_args.dataset_name
+    if not name:
+        return None
+    path: Path | None = None
+    if os.path.isdir(name):
+        path = Path(name) / BUILD_INFO_NAME
+        if not path.is_file():
+            return None
+    else:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(name, BUILD_INFO_NAME, repo_type="dataset", revision=script_args.dataset_revision))
+        except Exception:  # no such file, offline, not a Hub id: no build info
+            return None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and info.get("format") == FORMAT_ID else None
+
+
 def subsample(dataset, n: int | None, seed: int = 0):
     """At most ``n`` rows drawn at random, kept in their order (in memory: no cache file is written)."""
     if dataset is None or n is None or n >= len(dataset):
@@ -206,6 +261,8 @@ __all__ = [
     "PAIR_COLUMNS",
     "ActionDPODataCollator",
     "check_preference_dataset",
+    "find_build_info",
+    "load_build_info",
     "load_preference_datasets",
     "normalize_columns",
     "pair_indices",

@@ -24,12 +24,22 @@ adapter disabled; with ``precompute_ref_log_probs`` none is kept (log-probs of t
 are stored as dataset columns); otherwise TRL would reload ``config._name_or_path`` with
 ``AutoModelForCausalLM``, which cannot build this policy, so the trainer passes TRL a frozen copy
 of the initial policy instead.
+
+Before all of these: pairs from ``webshop-trl build-preferences`` with a reference policy already
+carry that reference's log-probs (``ref_chosen_logps`` / ``ref_rejected_logps``). When the DPO
+reference is that checkpoint (weights fingerprint, processor settings and precision recorded in
+the dataset's build_info.json match; `webshop_trl.preferences.reference`), the trainer uses them as
+TRL's precomputed log-probs: TRL's precompute pass (`_precompute_ref_logps`) returns the dataset
+as it is, and no reference model is kept. ``reference_log_probs_from_dataset`` ("auto", "true",
+"false") chooses; ``trainer.reference_log_probs_source`` says what was used ("dataset",
+"precompute", "peft-base", "model").
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 from typing import Any
 
@@ -41,9 +51,12 @@ from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import use_adapter
 
 from webshop_trl.policy import ActionScorerModel, ActionScoringProcessor
+from webshop_trl.preferences.reference import has_reference_columns, precision_name, reference_mismatches
 from webshop_trl.trainers.dpo_config import ActionDPOConfig, check_dpo_options
 from webshop_trl.trainers.dpo_data import COLLATOR_COLUMNS, INDEX_COLUMNS, REF_COLUMNS, ActionDPODataCollator, check_preference_dataset
 from webshop_trl.trainers.dpo_loss import dpo_loss
+
+logger = logging.getLogger("webshop_trl.dpo.reference")
 
 # Batch keys that are not `ActionScorerModel.forward` arguments.
 _NON_MODEL_KEYS = frozenset(INDEX_COLUMNS + REF_COLUMNS + ("labels",))
@@ -63,6 +76,9 @@ class ActionDPOTrainer(DPOTrainer):
             requires a tokenizer here. An `ActionScoringProcessor` is accepted too.
         peft_config: a `peft.LoraConfig` (task type FEATURE_EXTRACTION or SEQ_CLS, the scoring
             head in ``modules_to_save``; see `DPOModelArguments.peft_config`).
+        preference_build_info: the ``build_info.json`` of the pairs (says which reference scored
+            their ``ref_*`` columns); default: found next to a dataset loaded with ``load_from_disk``
+            from a build-preferences folder.
         Other arguments as `trl.DPOTrainer` (``compute_metrics`` and ``quantization_config`` are
         not supported).
     """
@@ -83,6 +99,7 @@ class ActionDPOTrainer(DPOTrainer):
         optimizers=(None, None),
         quantization_config=None,
         peft_config=None,
+        preference_build_info: dict | None = None,
     ):
         if args is None:
             args = ActionDPOConfig(output_dir="outputs/dpo/tmp")
@@ -106,38 +123,124 @@ class ActionDPOTrainer(DPOTrainer):
                 processor.pad_to_multiple_of = int(args.pad_to_multiple_of)
             data_collator = ActionDPODataCollator(processor)
         self.action_processor = processor
+        uses_peft = peft_config is not None or is_peft_model(model)
+
+        # The reference log-probs build-preferences stored with the pairs, when they are this run's reference's.
+        use_stored = self._decide_stored_reference(
+            args, model, ref_model, processor, train_dataset, preference_build_info, uses_peft, peft_config is not None
+        )
+        self._stored_reference = use_stored
+        if use_stored:
+            ref_model = None  # not needed: every reference log-prob the trainer reads comes from the dataset
+        else:  # TRL's precompute would add the columns again; the frozen/PEFT reference must not read stale ones
+            train_dataset = _without_reference_columns(train_dataset)
+            eval_dataset = _without_reference_columns(eval_dataset)
+        precompute = bool(args.precompute_ref_log_probs) or use_stored
 
         # TRL would reload `config._name_or_path` as a causal LM for the reference (and does so under
         # FSDP even with precomputed log-probs); hand it a frozen copy of the initial policy instead.
-        uses_peft = peft_config is not None or is_peft_model(model)
-        if ref_model is None and not uses_peft and (not args.precompute_ref_log_probs or _fsdp_requested(args)):
+        if ref_model is None and not uses_peft and (not precompute or _fsdp_requested(args)):
             ref_model = unpatched_copy(model)
         if ref_model is not None:
             ref_model.requires_grad_(False)
             ref_model.eval()
+        self.reference_log_probs_source = (
+            "dataset" if use_stored else "precompute" if precompute else "peft-base" if ref_model is None else "model"
+        )
 
-        if args.precompute_ref_log_probs and args.world_size > 1:
+        if precompute and args.world_size > 1:
             for name, ds in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
                 for part in (ds.values() if isinstance(ds, dict) else [ds]):
-                    if part is not None and not getattr(part, "cache_files", None):
+                    if part is None or (use_stored and has_reference_columns(part)):
+                        continue  # nothing for TRL to precompute there
+                    if not getattr(part, "cache_files", None):
                         raise ValueError(
                             f"precompute_ref_log_probs with {args.world_size} processes needs the {name} on disk (TRL "
                             "caches the reference log-probs next to it, and every process must find the same file): "
                             "save it with save_to_disk and load it with load_from_disk"
                         )
 
-        super().__init__(
-            model=model,
-            ref_model=ref_model,
-            args=args,
-            data_collator=data_collator,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=processing_class,
-            callbacks=callbacks,
-            optimizers=optimizers,
-            peft_config=peft_config,
+        # With the stored log-probs TRL runs its precomputed-reference path (no reference model; the loss
+        # reads them from the batch) while `_precompute_ref_logps` below keeps the dataset's columns.
+        configured = args.precompute_ref_log_probs
+        args.precompute_ref_log_probs = precompute
+        try:
+            super().__init__(
+                model=model,
+                ref_model=ref_model,
+                args=args,
+                data_collator=data_collator,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=processing_class,
+                callbacks=callbacks,
+                optimizers=optimizers,
+                peft_config=peft_config,
+            )
+        finally:
+            args.precompute_ref_log_probs = configured
+
+    # ------------------------------------------------------------------ stored reference log-probs
+    def _decide_stored_reference(self, args, model, ref_model, processor, train_dataset, build_info, uses_peft,
+                                 peft_from_config) -> bool:
+        """Whether the dataset's stored reference log-probs are this run's (see the module docstring);
+        logs the path taken, raises when ``reference_log_probs_from_dataset`` is "true" and they are not."""
+        mode = _stored_mode(args)
+        self.reference_log_probs_mismatches: list[str] = []
+        if mode == "false":
+            if has_reference_columns(train_dataset):
+                logger.info("reference log-probs: the dataset's stored ones are ignored (reference_log_probs_from_dataset "
+                            "false); %s", _fallback_path(args, ref_model, uses_peft))
+            return False
+        if not has_reference_columns(train_dataset):
+            why = ["the train dataset has no ref_chosen_logps / ref_rejected_logps columns (build-preferences writes them "
+                   "when it rejects with a reference policy)"]
+        else:
+            why = self._stored_reference_mismatches(args, model, ref_model, processor, train_dataset, build_info,
+                                                    uses_peft, peft_from_config)
+        self.reference_log_probs_mismatches = why
+        if why and mode == "true":
+            raise ValueError("reference_log_probs_from_dataset is true, but the dataset's stored reference log-probs are "
+                             "not this run's reference's: " + "; ".join(why))
+        if why:
+            log = logger.warning if has_reference_columns(train_dataset) else logger.info
+            log("reference log-probs: not the dataset's stored ones (%s); %s", "; ".join(why),
+                _fallback_path(args, ref_model, uses_peft))
+            return False
+        logger.info(
+            "reference log-probs: the ones stored with the pairs (%d train pairs; the same checkpoint, processor settings "
+            "and precision scored them): no precompute pass and no reference model in memory", len(train_dataset)
+            if hasattr(train_dataset, "__len__") else -1,
         )
+        return True
+
+    def _stored_reference_mismatches(self, args, model, ref_model, processor, train_dataset, build_info, uses_peft,
+                                     peft_from_config) -> list[str]:
+        if getattr(args, "sync_ref_model", False):
+            return ["sync_ref_model moves the reference during training"]
+        if _fsdp_requested(args):
+            return ["FSDP is not supported with stored reference log-probs"]
+        if uses_peft and not peft_from_config:
+            return ["the policy is already a PeftModel: pass the plain policy and peft_config, so its initial weights "
+                    "(the LoRA reference) can be compared"]
+        if build_info is None:
+            from webshop_trl.trainers.dpo_data import find_build_info
+
+            build_info = find_build_info(train_dataset)
+        if build_info is None:
+            return ["no build_info.json of the pairs was found (it says which reference scored them); pass "
+                    "preference_build_info or load the dataset from its build-preferences folder"]
+        reference = ref_model if ref_model is not None else model
+        precision = precision_name(
+            bf16=bool(args.bf16) or bool(getattr(reference.config, "bf16", False)), fp16=bool(getattr(args, "fp16", False))
+        )
+        return reference_mismatches(build_info.get("reference_log_probs"), reference, processor, precision)
+
+    def _precompute_ref_logps(self, dataset, name, batch_size):
+        """TRL's precompute pass, skipped for a dataset that carries the stored log-probs this run uses."""
+        if getattr(self, "_stored_reference", False) and has_reference_columns(dataset):
+            return dataset
+        return super()._precompute_ref_logps(dataset, name, batch_size)
 
     # ------------------------------------------------------------------ data
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
@@ -295,6 +398,35 @@ def unpatched_copy(model):
     for module in clone.modules():
         module.__dict__.pop("forward", None)
     return clone
+
+
+def _stored_mode(args) -> str:
+    value = getattr(args, "reference_log_probs_from_dataset", "auto")
+    value = {True: "true", False: "false"}.get(value, value) if isinstance(value, bool) else str(value).lower()
+    if value not in ("auto", "true", "false"):
+        raise ValueError(f"reference_log_probs_from_dataset must be 'auto', 'true' or 'false', got {value!r}")
+    return value
+
+
+def _fallback_path(args, ref_model, uses_peft) -> str:
+    if args.precompute_ref_log_probs:
+        return "TRL's precompute pass computes them before training"
+    if ref_model is not None:
+        return "the given reference model computes them at each step"
+    if uses_peft:
+        return "the base model with the adapter off computes them at each step"
+    return "a frozen copy of the initial policy computes them at each step"
+
+
+def _without_reference_columns(dataset):
+    """``dataset`` (or each dataset of a dict) without the ``ref_*`` columns."""
+    if dataset is None:
+        return None
+    if isinstance(dataset, dict):
+        return type(dataset)({k: _without_reference_columns(v) for k, v in dataset.items()})
+    names = getattr(dataset, "column_names", None) or []
+    drop = [c for c in REF_COLUMNS if c in names]
+    return dataset.remove_columns(drop) if drop else dataset
 
 
 def _fsdp_requested(args) -> bool:
