@@ -1,4 +1,5 @@
-# webshop-trl: the two commands of the README are `make demo` (the main job) and `make test`.
+# webshop-trl: the two commands of the README are `make main` (the main job: the paper's pipeline at
+# a small budget, about an hour on a 2-core CPU) and `make test`. `make demo` is a one-minute look.
 # Each does its own set-up: a virtual environment with the pinned stack, the WebShop data, the index.
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -6,9 +7,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Where the WebShop files come from: a folder or URL; empty means ../shared/webshop_data if present.
 SOURCE ?=
+# Extra arguments of the main job, e.g. PIPELINE_ARGS="--budget paper --set device=cuda"
+PIPELINE_ARGS ?=
 STAMP := $(VENV)/.installed-$(shell cat constraints.txt setup.cfg | sha256sum | cut -c1-12)
 
-.PHONY: setup data index demo test bench clean
+.PHONY: setup data index main demo test bench clean
 
 $(STAMP): constraints.txt setup.cfg
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -27,6 +30,9 @@ data: setup
 
 index: data
 	$(BIN)/webshop-trl index build
+
+main: index
+	$(BIN)/webshop-trl pipeline $(PIPELINE_ARGS)
 
 demo: index
 	$(BIN)/webshop-trl evaluate --agent rule --split test
