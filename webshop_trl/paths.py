@@ -52,3 +52,18 @@ def default_source() -> Path | None:
         if c.is_dir():
             return c
     return None
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make a rename inside ``folder`` durable (fsync the directory); file systems that cannot do
+    this are fine: the rename is still atomic there."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -28,6 +28,7 @@ from typing import IO, Callable, Iterator
 
 from webshop_trl.data.manifest import DEFAULT_MANIFEST, Manifest, ManifestEntry, sha256_file
 from webshop_trl.errors import FetchError
+from webshop_trl.paths import fsync_dir
 
 URL_SCHEMES = ("http", "https", "file")
 CHUNK_SIZE = 1 << 20
@@ -173,20 +174,6 @@ def _remove_stale_parts(dest: Path, manifest: Manifest, now: float) -> list[str]
     return removed
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable; some file systems do not support this, which is fine."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 @contextmanager
 def _temp_beside(final: Path) -> Iterator[tuple[Path, IO[bytes]]]:
     """A new hidden file next to ``final`` (same file system, so the rename is atomic).
@@ -243,7 +230,7 @@ def _install(entry: ManifestEntry, stream: IO[bytes], final: Path, location: str
         os.fsync(out.fileno())
         out.close()
         os.replace(temp, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     return size
 
 

@@ -133,3 +133,22 @@ class WebShopVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self.envs = []
+
+
+def session_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
+    """Session i's info out of the vector env's dict-of-arrays infos (gymnasium's batched layout:
+    ``infos[key][i]`` with a ``_key`` mask saying which sessions have it); nested dicts such as
+    ``final_info`` are un-batched the same way, bookkeeping keys are left out."""
+    out: dict[str, Any] = {}
+    for key, value in infos.items():
+        if key.startswith("_") or key in ("final_obs", "final_info", "active"):
+            continue
+        mask = infos.get(f"_{key}")
+        if mask is not None and not mask[i]:
+            continue
+        if isinstance(value, dict):
+            out[key] = session_info(value, i)
+        else:
+            v = value[i]
+            out[key] = v.item() if hasattr(v, "item") else v
+    return out

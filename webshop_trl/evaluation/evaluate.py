@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from webshop_trl.agents.base import Agent
 from webshop_trl.envs.config import WebShopConfig
-from webshop_trl.envs.vector import WebShopVectorEnv
+from webshop_trl.envs.vector import WebShopVectorEnv, session_info
 
 REWARD_PARTS = ("r_att", "r_option", "r_price", "r_type")
 
@@ -111,16 +111,16 @@ def evaluate_agent(
         while envs.active.any():
             active = [i for i in range(num_envs) if envs.active[i]]
             actions: list[str | None] = [None] * num_envs
-            chosen = agent.act([obs[i] for i in active], [_info_of(infos, i) for i in active])
+            chosen = agent.act([obs[i] for i in active], [session_info(infos, i) for i in active])
             for i, a in zip(active, chosen):
                 actions[i] = a
             obs, rewards, terms, truncs, infos = envs.step(actions)
             for i in active:
                 step_info = infos["final_info"] if (terms[i] or truncs[i]) else infos
-                if not _info_of(step_info, i).get("valid_action", True):
+                if not session_info(step_info, i).get("valid_action", True):
                     invalid[i] += 1
                 if terms[i] or truncs[i]:
-                    final = _info_of(infos["final_info"], i)
+                    final = session_info(infos["final_info"], i)
                     breakdown = final.get("reward_breakdown") or {}
                     results.append(
                         EpisodeResult(
@@ -143,20 +143,3 @@ def evaluate_agent(
                     )
     results.sort(key=lambda e: e.goal_index)
     return EvalResult(agent.name, split, split_mode, config.goal_kind, results, time.perf_counter() - start)
-
-
-def _info_of(infos: dict[str, Any], i: int) -> dict[str, Any]:
-    """Un-batch gymnasium's dict-of-arrays infos for session i."""
-    out: dict[str, Any] = {}
-    for key, value in infos.items():
-        if key.startswith("_") or key in ("final_obs", "final_info", "active"):
-            continue
-        mask = infos.get(f"_{key}")
-        if mask is not None and not mask[i]:
-            continue
-        if isinstance(value, dict):
-            out[key] = _info_of(value, i)
-        else:
-            v = value[i]
-            out[key] = v.item() if hasattr(v, "item") else v
-    return out

@@ -50,26 +50,10 @@ from typing import Any, Iterator, Literal
 from webshop_trl import paths
 from webshop_trl.agents.base import Agent
 from webshop_trl.envs.config import WebShopConfig
-from webshop_trl.envs.vector import WebShopVectorEnv
+from webshop_trl.envs.vector import WebShopVectorEnv, session_info
 from webshop_trl.errors import UnknownGoalError, WebShopTrlError
 
 DEFAULT_CHECKPOINT = Path("outputs") / "il" / "minilm"
-
-
-def _info_of(infos: dict[str, Any], i: int) -> dict[str, Any]:
-    """Session i's info out of the vector env's dict-of-arrays infos."""
-    out: dict[str, Any] = {}
-    for key, value in infos.items():
-        if key.startswith("_") or key in ("final_obs", "final_info", "active"):
-            continue
-        mask = infos.get(f"_{key}")
-        if mask is not None and not mask[i]:
-            continue
-        if isinstance(value, dict):
-            out[key] = _info_of(value, i)
-        else:
-            out[key] = value[i].item() if hasattr(value[i], "item") else value[i]
-    return out
 
 
 class RecommendError(WebShopTrlError, ValueError):
@@ -415,7 +399,7 @@ class Recommender:
             active = [i for i in range(n) if envs.active[i]]
             page_infos = []
             for i in active:
-                info = _info_of(infos, i)
+                info = session_info(infos, i)
                 info["goal_index"] = ("recommend", request, run_of[i])  # per-run seeds (module docstring)
                 page_infos.append(info)
             chosen = self.agent.act([obs[i] for i in active], page_infos)
@@ -427,7 +411,7 @@ class Recommender:
             for i in active:  # ascending, as the vector env serves its queue
                 if not (terms[i] or truncs[i]):
                     continue
-                final = _info_of(infos["final_info"], i)
+                final = session_info(infos["final_info"], i)
                 run = run_of[i]
                 bought = bool(terms[i])
                 episodes.append(RecommendEpisode(

@@ -56,6 +56,7 @@ from typing import Any, Sequence
 import torch
 
 from webshop_trl.datasets.decision_steps import click_candidates
+from webshop_trl.paths import fsync_dir
 from webshop_trl.trainers.ppo_config import PPOConfig, PPOScriptArguments
 from webshop_trl.trainers.ppo_core import clipped_policy_loss, compute_gae, exact_entropy, exact_kl, pad_log_probs
 
@@ -461,7 +462,7 @@ class PPOTrainer:
         if acc.is_main_process:
             state = {"update": self.update, "env_steps": self.env_steps, "episodes": self.episodes}
             _write_text_atomic(staging / TRAINER_STATE, json.dumps(state, indent=2))
-            _fsync_dir(staging)
+            fsync_dir(staging)
             if directory.exists():  # a checkpoint of the same update from before a resume
                 old = root / f"{TMP_PREFIX}old-{directory.name}"
                 shutil.rmtree(old, ignore_errors=True)
@@ -470,7 +471,7 @@ class PPOTrainer:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(staging, directory)
-            _fsync_dir(root)
+            fsync_dir(root)
             limit = self.config.save_total_limit
             if limit:
                 for old in sorted_checkpoints(self.config.output_dir)[:-limit]:
@@ -598,19 +599,6 @@ def _write_text_atomic(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def sorted_checkpoints(output_dir: str | os.PathLike) -> list[Path]:

@@ -236,7 +236,7 @@ def generate_self_trajectories(
     from webshop_trl.agents.policy_agent import PolicyAgent, load_policy
     from webshop_trl.envs import WebShopEnv, WebShopVectorEnv
     from webshop_trl.envs.backend import get_backend
-    from webshop_trl.evaluation.evaluate import _info_of
+    from webshop_trl.envs.vector import session_info
 
     config.validate()
     env_config = env_config or WebShopConfig(observation_mode="text_rich")
@@ -285,7 +285,7 @@ def generate_self_trajectories(
         commit = 0
         while envs.active.any() and stopped is None:
             active = [i for i in range(n_envs) if envs.active[i]]
-            page_infos = [_info_of(infos, i) for i in active]
+            page_infos = [session_info(infos, i) for i in active]
             chosen = agent.act([obs[i] for i in active], page_infos)
             actions: list[str | None] = [None] * n_envs
             for i, a in zip(active, chosen):
@@ -294,7 +294,7 @@ def generate_self_trajectories(
             for i, info, a in zip(active, page_infos, chosen):
                 recorded[i].append(Step(obs[i], list(info["available_actions"]), a, float(rewards[i])))
                 done = bool(terms[i] or truncs[i])
-                step_info = _info_of(next_infos["final_info"], i) if done else _info_of(next_infos, i)
+                step_info = session_info(next_infos["final_info"], i) if done else session_info(next_infos, i)
                 invalid[i] += not step_info.get("valid_action", True)
                 if not done:
                     continue
