@@ -53,7 +53,13 @@ class PipelineConfig:
     seed: int = _f(0, "seed of the expert's noise, the self-generated rollouts, the pairs and Thompson sampling", "all")
     # ------------------------------------------------------------------ expert demonstrations
     il_demo_goals: int | None = _f(None, "train goals the noise-free expert demonstrates for IL (None: all 5,410)", "demos-il")
-    expert_trajectories: int = _f(300, "noise-on expert trajectories standing in for the paper's 1,200 human ones (DPO a)", "demos-expert")
+    expert_trajectories: int = _f(300, "expert trajectories standing in for the paper's 1,200 human ones (DPO a)", "demos-expert")
+    expert_noise: str = _f(
+        "off",
+        "the (a) expert's noise: off (the straight path) or on (human-like detours). 'on' collapsed DPO here: the "
+        "noisy expert's sub-page look followed by '< prev' makes click[buy now] the rejected action on many pages and "
+        "the DPO policy stops buying (docs/REPRODUCTION.md)", "demos-expert",
+    )
     # ------------------------------------------------------------------ IL
     il_steps: int | None = _f(250, "IL updates (one pass over il_steps x batch pages; None: the recipe's 4,000 pages, one pass)", "il")
     il_eval_samples: int | None = _f(128, "held-out IL pages scored at the end (None: the recipe's 256)", "il")
@@ -84,6 +90,8 @@ class PipelineConfig:
     def validate(self) -> None:
         if self.device not in ("cpu", "cuda"):
             raise PipelineConfigError(f"device must be cpu or cuda, got {self.device!r}")
+        if self.expert_noise not in ("off", "on"):
+            raise PipelineConfigError(f"expert_noise must be off or on, got {self.expert_noise!r}")
         if self.engine not in ("lucene", "bm25s"):
             raise PipelineConfigError(f"engine must be lucene or bm25s, got {self.engine!r}")
         if self.thompson_split not in ("test", "eval", "train"):
@@ -197,7 +205,7 @@ class Budget:
 BUDGETS: dict[str, Budget] = {
     "small": Budget(
         "small",
-        "the paper's pipeline at a small budget for a 2-core CPU: IL 250 updates of 8 pages, 300 noise-on expert "
+        "the paper's pipeline at a small budget for a 2-core CPU: IL 250 updates of 8 pages, 300 expert "
         "trajectories (a) and 100 self-generated ones (b), DPO 200 steps each, PPO 3 updates, Thompson 2 runs x 100 rollouts",
         values={},  # the field defaults are the small budget
         minutes={

@@ -33,7 +33,7 @@ PAPER_CLAIMS = (
     ("dpo-expert", "ppo", "DPO beats PPO (with far less training)", "better"),
     ("dpo-self", "il", "DPO on self-generated trajectories improves on IL", "better"),
     ("dpo-self", "dpo-expert", "DPO on 100 self-generated reward-1 trajectories is about as good as DPO on 1,200 human "
-                               "trajectories (here: noise-on expert trajectories stand in for the human ones)", "similar"),
+                               "trajectories (here: scripted-expert trajectories stand in for the human ones)", "similar"),
     ("ppo", "il", "PPO vs the IL policy it starts from (context for the DPO-vs-PPO claim)", "context"),
 )
 LABELS = {"rule": "rule agent", "il": "IL", "dpo-expert": "DPO (a) expert", "dpo-self": "DPO (b) self-generated", "ppo": "PPO"}
@@ -130,6 +130,7 @@ def _data_rows(markers: dict[str, dict[str, Any]]) -> tuple[list[str], dict[str,
         "dpo_expert": s.get("dpo-expert", {}),
         "dpo_self": s.get("dpo-self", {}),
         "ppo": s.get("ppo", {}),
+        "expert_noise": markers.get("demos-expert", {}).get("params", {}).get("settings", {}).get("expert_noise"),
     }
     get = lambda d, k: "-" if d.get(k) is None else d.get(k)
     il, de, ds = data["il"], data["dpo_expert"], data["dpo_self"]
@@ -139,7 +140,7 @@ def _data_rows(markers: dict[str, dict[str, Any]]) -> tuple[list[str], dict[str,
         "| data | size |", "|---|---|",
         f"| IL demonstrations (expert, noise off) | {get(data['il_demos'], 'trajectories')} trajectories, "
         f"{get(data['il_demos'], 'reward_1')} with reward 1 |",
-        f"| (a) expert trajectories (noise on; the paper: 1,200 human) | {get(data['expert_trajectories'], 'trajectories')} "
+        f"| (a) expert trajectories (noise {data.get('expert_noise', '?')}; the paper: 1,200 human) | {get(data['expert_trajectories'], 'trajectories')} "
         f"trajectories, {get(data['expert_trajectories'], 'reward_1')} with reward 1, "
         f"{get(data['expert_trajectories'], 'mean_steps')} steps on average |",
         f"| (b) self-generated trajectories (the paper: 100) | {get(sg, 'trajectories')} kept of {get(sg, 'tried')} tried "

@@ -47,7 +47,7 @@ class Layout:
         return self.logs / f"{stage}.log"
 
     demos_il = property(lambda self: self.root / "demos" / "expert-train-noise-off.jsonl")
-    demos_expert = property(lambda self: self.root / "demos" / "expert-noise-on.jsonl")
+    demos_expert = property(lambda self: self.root / "demos" / "expert-a.jsonl")
     demos_self = property(lambda self: self.root / "demos" / "self.jsonl")
     demos_self_summary = property(lambda self: self.root / "demos" / "self.summary.json")
     il = property(lambda self: self.root / "il")
@@ -248,7 +248,7 @@ def cmd_demos_il(c: PipelineConfig, L: Layout) -> list[str]:
 
 
 def cmd_demos_expert(c: PipelineConfig, L: Layout) -> list[str]:
-    return _python(*CLI, "demos", "expert", "--split", "train", "--noise", "on", "--seed", str(c.seed),
+    return _python(*CLI, "demos", "expert", "--split", "train", "--noise", c.expert_noise, "--seed", str(c.seed),
                    "--num-goals", str(c.expert_trajectories), "--output", str(L.demos_expert), "--overwrite", "--quiet",
                    *_env_args(c))
 
@@ -352,7 +352,7 @@ ENV = ("data_dir", "engine", "step_limit")
 STAGES: tuple[Stage, ...] = (
     Stage("demos-il", "expert demos, noise off (IL data)", (), ("seed", "il_demo_goals", *ENV), cmd_demos_il,
           lambda L: [L.demos_il], summarize=lambda L: count_trajectories(L.demos_il)),
-    Stage("demos-expert", "expert demos, noise on (DPO a)", (), ("seed", "expert_trajectories", *ENV), cmd_demos_expert,
+    Stage("demos-expert", "expert demos (DPO a)", (), ("seed", "expert_trajectories", "expert_noise", *ENV), cmd_demos_expert,
           lambda L: [L.demos_expert], summarize=lambda L: count_trajectories(L.demos_expert)),
     Stage("il", "imitation learning", ("demos-il",),
           ("base_model", "il_recipe", "il_steps", "il_eval_samples", "max_observation_length", "max_action_length", "device", "bf16"),

@@ -5,11 +5,19 @@
 # the 500 test goals. Every stage is skipped when its output exists, so a rerun resumes.
 # Budget on a 2-core CPU: about 2 hours; every stage's wall time goes to $OUT/times.tsv.
 #   bash recipes/minilm/results/run.sh            # OUT=outputs/results by default
+#   EXPERT_NOISE=on bash recipes/minilm/results/run.sh   # (a) from the human-like noisy expert
+# EXPERT_NOISE=on collapses DPO (a) here: the noisy expert's look at a sub-page followed by
+# "< prev" makes click[buy now] the rejected action on many pages (1,606 pairs reject it, 1,080
+# choose it), and the DPO policy stops buying (docs/REPRODUCTION.md). EVAL_GOALS limits the greedy
+# evaluation to the first N test goals.
 set -euo pipefail
 OUT=${OUT:-outputs/results}
 IL=${IL:-outputs/il/minilm}
 DPO_STEPS=${DPO_STEPS:-500}
 PPO_UPDATES=${PPO_UPDATES:-10}
+EXPERT_NOISE=${EXPERT_NOISE:-off}
+EVAL_GOALS=${EVAL_GOALS:-500}
+A=expert-1200-noise-$EXPERT_NOISE
 BIN=${BIN:-.venv/bin}
 mkdir -p "$OUT"/{demos,preferences,eval,logs}
 stage() {  # stage NAME DONE_FILE command...
@@ -21,18 +29,18 @@ stage() {  # stage NAME DONE_FILE command...
   printf '%s\t%d\t%s\n' "$name" $((SECONDS - t0)) "$*" >> "$OUT/times.tsv"
   echo "[done] $name in $((SECONDS - t0)) s"
 }
-stage demos-expert "$OUT/demos/expert-1200-noise-on.jsonl" \
-  $BIN/webshop-trl demos expert --split train --num-goals 1200 --noise on --seed 0 \
-  --output "$OUT/demos/expert-1200-noise-on.jsonl" --quiet
+stage demos-$A "$OUT/demos/$A.jsonl" \
+  $BIN/webshop-trl demos expert --split train --num-goals 1200 --noise $EXPERT_NOISE --seed 0 \
+  --output "$OUT/demos/$A.jsonl" --quiet
 stage demos-self "$OUT/demos/self-100.done" bash -c "$BIN/webshop-trl demos self --checkpoint $IL --temperature 1.0 \
   --num-keep 100 --split train --seed 0 --output $OUT/demos/self-100.jsonl --summary-json $OUT/demos/self-100.summary.json --quiet && touch $OUT/demos/self-100.done"
-stage prefs-expert "$OUT/preferences/expert-1200" \
-  $BIN/webshop-trl build-preferences "$OUT/demos/expert-1200-noise-on.jsonl" --reference-model "$IL" --bf16 \
-  --output "$OUT/preferences/expert-1200"
+stage prefs-$A "$OUT/preferences/$A" \
+  $BIN/webshop-trl build-preferences "$OUT/demos/$A.jsonl" --reference-model "$IL" --bf16 \
+  --output "$OUT/preferences/$A"
 stage prefs-self "$OUT/preferences/self-100" \
   $BIN/webshop-trl build-preferences "$OUT/demos/self-100.jsonl" --reference-model "$IL" --bf16 \
   --output "$OUT/preferences/self-100"
-for d in expert-1200 self-100; do
+for d in $A self-100; do
   stage dpo-$d "$OUT/dpo-$d/model.safetensors" \
     $BIN/python -m webshop_trl.scripts.dpo --config recipes/minilm/dpo/config_full.yaml \
     --model_name_or_path "$IL" --dataset_name "$OUT/preferences/$d" --output_dir "$OUT/dpo-$d" \
@@ -41,8 +49,9 @@ done
 stage ppo "$OUT/ppo/model.safetensors" \
   $BIN/python -m webshop_trl.scripts.ppo --config recipes/minilm/ppo/config_full.yaml \
   --model_name_or_path "$IL" --output_dir "$OUT/ppo" --num_updates $PPO_UPDATES --save_steps 5
-for m in dpo-expert-1200 dpo-self-100 ppo; do
-  stage eval-$m "$OUT/eval/$m.json" \
-    $BIN/webshop-trl evaluate --agent policy --checkpoint "$OUT/$m" --greedy --split test --output "$OUT/eval/$m.json"
+for m in dpo-$A dpo-self-100 ppo; do
+  stage eval-$m-$EVAL_GOALS "$OUT/eval/$m-$EVAL_GOALS.json" \
+    $BIN/webshop-trl evaluate --agent policy --checkpoint "$OUT/$m" --greedy --split test --max-goals $EVAL_GOALS \
+    --output "$OUT/eval/$m-$EVAL_GOALS.json"
 done
 echo "all stages done; times in $OUT/times.tsv"
