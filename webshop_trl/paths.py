@@ -67,3 +67,33 @@ def fsync_dir(folder: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def write_json_atomic(path: str | os.PathLike, data: object, indent: int | None = 1) -> Path:
+    """Write ``data`` as JSON through a temporary file in the same folder and a rename, so a killed
+    run leaves either the old file or the new one, never a truncated one."""
+    import json
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=indent)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (lock files name their owner's pid)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -7,10 +7,7 @@ invalid actions. An episode that never buys scores 0.
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from webshop_trl.agents.base import Agent
 from webshop_trl.envs.config import WebShopConfig
 from webshop_trl.envs.vector import WebShopVectorEnv, session_info
+from webshop_trl.paths import write_json_atomic
 
 REWARD_PARTS = ("r_att", "r_option", "r_price", "r_type")
 
@@ -72,13 +70,7 @@ class EvalResult:
 
     def save(self, path: str | Path) -> Path:
         """Write atomically: a killed run never leaves a truncated result file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(self.to_json(), fh, indent=1)
-        os.replace(tmp, path)
-        return path
+        return write_json_atomic(path, self.to_json())
 
 
 def evaluate_agent(

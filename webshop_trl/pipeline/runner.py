@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from webshop_trl.errors import WebShopTrlError
+from webshop_trl.paths import pid_alive
 from webshop_trl.pipeline.config import BUDGETS, PipelineConfig
 from webshop_trl.pipeline.stages import STAGES, Layout, Stage, recipe_path, repo_root
 
@@ -444,7 +445,7 @@ class _Lock:
                     pid = int(self.path.read_text().strip() or 0)
                 except (OSError, ValueError):
                     pid = 0
-                if pid and pid != os.getpid() and _alive(pid):
+                if pid and pid != os.getpid() and pid_alive(pid):
                     raise PipelineError(f"another pipeline (pid {pid}) is running in {self.path.parent}; "
                                         f"wait for it, or delete {self.path} if it is gone") from None
                 self.path.unlink(missing_ok=True)
@@ -459,16 +460,6 @@ class _Lock:
         if self.held:
             self.path.unlink(missing_ok=True)
             self.held = False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _stop(proc: subprocess.Popen) -> None:

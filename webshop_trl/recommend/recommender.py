@@ -35,12 +35,10 @@ appearance (the lowest run that bought the product). Runs that never buy (step l
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
 import statistics
-import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
@@ -207,13 +205,7 @@ class RecommendationList:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``to_dict()`` as JSON, atomically (a killed run leaves no half-written file)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(self.to_dict(), fh, indent=1)
-        os.replace(tmp, path)
-        return path
+        return paths.write_json_atomic(path, self.to_dict())
 
     def table(self, max_title: int = 60) -> str:
         """The ranking as a markdown table."""

@@ -21,6 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from webshop_trl.paths import pid_alive
+
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 _BUILDING = ".building-"
@@ -42,16 +44,6 @@ def is_current(folder: Path, expected: dict[str, Any]) -> bool:
     return all(manifest.get(key) == value for key, value in expected.items())
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale_builds(root: Path, name: str, max_age_s: float = 24 * 3600) -> None:
     """Remove temporary build folders of ``name`` left by processes that are gone (or very old)."""
     if not root.is_dir():
@@ -62,7 +54,7 @@ def sweep_stale_builds(root: Path, name: str, max_age_s: float = 24 * 3600) -> N
         except (ValueError, IndexError):
             pid = -1
         too_old = time.time() - tmp.stat().st_mtime > max_age_s
-        if pid <= 0 or not _pid_alive(pid) or too_old:
+        if pid <= 0 or not pid_alive(pid) or too_old:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
