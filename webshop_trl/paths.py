@@ -69,23 +69,31 @@ def fsync_dir(folder: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: str | os.PathLike, data: object, indent: int | None = 1) -> Path:
-    """Write ``data`` as JSON through a temporary file in the same folder and a rename, so a killed
-    run leaves either the old file or the new one, never a truncated one."""
-    import json
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` through a temporary file in the same folder (flushed and fsynced) and a
+    rename, so a killed run leaves either the old file or the new one, never a truncated one."""
     import tempfile
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=indent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomic(path: str | os.PathLike, data: object, indent: int | None = 1, default=None) -> Path:
+    """`write_text_atomic` of ``json.dumps(data, indent=indent, default=default)``."""
+    import json
+
+    return write_text_atomic(path, json.dumps(data, indent=indent, default=default))
 
 
 def pid_alive(pid: int) -> bool:

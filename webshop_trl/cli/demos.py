@@ -333,9 +333,6 @@ def _run_report(args: argparse.Namespace, env: Any, indices: list[int]) -> int:
         print(format_summary(f"expert, noise {noise}: {len(indices)} goals ({report['split'] or 'given indices'})", summary))
         print()
     out = Path(args.report_json or (paths.repo_dir() or Path.cwd()) / "outputs" / "experts" / f"report-{args.split}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, out)
+    paths.write_json_atomic(out, report, indent=2, default=str)
     print(f"saved {out}")
     return 0

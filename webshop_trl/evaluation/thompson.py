@@ -72,7 +72,6 @@ import multiprocessing
 import os
 import queue as queue_module
 import sys
-import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -83,6 +82,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from webshop_trl.errors import WebShopTrlError
+from webshop_trl.paths import write_json_atomic
 
 AGENT_KINDS = ("rule", "random", "policy")
 OBJECTIVES = ("success", "score")
@@ -749,18 +749,7 @@ class ThompsonReport:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the JSON atomically (a killed run never leaves a truncated file)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.to_dict(), fh)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return write_json_atomic(path, self.to_dict(), indent=None)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ThompsonReport":

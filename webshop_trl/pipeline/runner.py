@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from webshop_trl.errors import WebShopTrlError
-from webshop_trl.paths import pid_alive
+from webshop_trl.paths import pid_alive, write_json_atomic
 from webshop_trl.pipeline.config import BUDGETS, PipelineConfig
 from webshop_trl.pipeline.stages import STAGES, Layout, Stage, recipe_path, repo_root
 
@@ -108,10 +108,7 @@ def fmt_minutes(minutes: float) -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, data, indent=2, default=str)
 
 
 def load_marker(path: Path) -> dict[str, Any] | None:

@@ -24,11 +24,12 @@ import enum
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
+
+from webshop_trl.paths import write_text_atomic
 
 README = "README.md"
 BUILD_INFO = "build_info.json"
@@ -263,21 +264,7 @@ def render_model_card(
 
 def write_model_card(output_dir: str | os.PathLike, text: str) -> Path:
     """Write ``output_dir/README.md`` atomically; returns its path."""
-    folder = Path(output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / README
-    fd, tmp = tempfile.mkstemp(prefix=".README.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+    return write_text_atomic(Path(output_dir) / README, text)
 
 
 def final_metrics_from_history(log_history: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -56,7 +56,7 @@ from typing import Any, Sequence
 import torch
 
 from webshop_trl.datasets.decision_steps import click_candidates
-from webshop_trl.paths import fsync_dir
+from webshop_trl.paths import fsync_dir, write_text_atomic
 from webshop_trl.trainers.ppo_config import PPOConfig, PPOScriptArguments
 from webshop_trl.trainers.ppo_core import clipped_policy_loss, compute_gae, exact_entropy, exact_kl, pad_log_probs
 
@@ -461,7 +461,7 @@ class PPOTrainer:
         acc.wait_for_everyone()
         if acc.is_main_process:
             state = {"update": self.update, "env_steps": self.env_steps, "episodes": self.episodes}
-            _write_text_atomic(staging / TRAINER_STATE, json.dumps(state, indent=2))
+            write_text_atomic(staging / TRAINER_STATE, json.dumps(state, indent=2))
             fsync_dir(staging)
             if directory.exists():  # a checkpoint of the same update from before a resume
                 old = root / f"{TMP_PREFIX}old-{directory.name}"
@@ -508,7 +508,7 @@ class PPOTrainer:
                     kept.append(line)
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut by the kill
-        _write_text_atomic(path, "".join(x + "\n" for x in kept))
+        write_text_atomic(path, "".join(x + "\n" for x in kept))
 
     def last_metrics(self) -> dict[str, Any] | None:
         """The last logged update's metrics (this run's, else metrics.jsonl's last line)."""
@@ -590,15 +590,6 @@ class PPOTrainer:
             merged.processor = self.processor
             merged.save_pretrained(output_dir)
         self.accelerator.wait_for_everyone()
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def sorted_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
