@@ -27,14 +27,14 @@ from webshop_trl.pipeline.stages import Layout, Stage, dependants
 def test_budgets_and_overrides():
     small = PipelineConfig.from_budget("small")
     assert small == PipelineConfig()  # the field defaults are the small budget
-    assert (small.il_steps, small.expert_trajectories, small.self_trajectories, small.dpo_steps, small.ppo_updates) == (250, 300, 100, 200, 3)
+    assert (small.il_steps, small.expert_trajectories, small.self_trajectories, small.dpo_steps, small.ppo_updates) == (None, 300, 100, 200, 3)
     assert (small.thompson_runs, small.thompson_rollouts, small.thompson_rollouts_per_round) == (2, 100, 8)
     assert 55 <= BUDGETS["small"].total_minutes <= 75
     assert set(BUDGETS["small"].minutes) == set(BUDGETS["paper"].minutes) == set(BUDGETS["tiny"].minutes) == set(STAGE_NAMES)
     paper = PipelineConfig.from_budget("paper")
     assert (paper.expert_trajectories, paper.dpo_steps, paper.il_steps, paper.thompson_runs, paper.thompson_rollouts) == (1200, None, None, 4, 1000)
-    changed = apply_overrides(small, ["dpo_steps=2", "bf16=false", "il_steps=none", "self_temperature=0.5", "data-dir=/x"])
-    assert (changed.dpo_steps, changed.bf16, changed.il_steps, changed.self_temperature, changed.data_dir) == (2, False, None, 0.5, "/x")
+    changed = apply_overrides(small, ["dpo_steps=2", "bf16=false", "il_steps=250", "self_temperature=0.5", "data-dir=/x"])
+    assert (changed.dpo_steps, changed.bf16, changed.il_steps, changed.self_temperature, changed.data_dir) == (2, False, 250, 0.5, "/x")
     assert changed.budget == "small" and small.dpo_steps == 200
     with pytest.raises(PipelineConfigError, match="unknown setting"):
         apply_overrides(small, ["dpo_step=2"])
@@ -64,7 +64,10 @@ def test_stage_commands_carry_the_budget_and_parse(tmp_path):
     assert cmds["demos-expert"][cmds["demos-expert"].index("--num-goals") + 1] == "300"
     assert "--noise" in cmds["demos-il"] and "--num-goals" not in cmds["demos-il"]  # IL: every train goal
     il_args = _args(cmds["il"])
-    assert il_args[il_args.index("--max_steps") + 1] == "250" and il_args[il_args.index("--max_train_samples") + 1] == "2000"
+    assert "--max_steps" not in il_args  # small IL is the recipe's 500 updates
+    il_stage = next(s for s in STAGES if s.name == "il")
+    cut = _args(il_stage.command(PipelineConfig.from_budget("small", il_steps=250), L))
+    assert cut[cut.index("--max_steps") + 1] == "250" and cut[cut.index("--max_train_samples") + 1] == "2000"
     assert il_args[il_args.index("--encoder_name_or_path") + 1] == config.base_model
     assert cmds["demos-self"][cmds["demos-self"].index("--num-keep") + 1] == "100"
     dpo_args = _args(cmds["dpo-expert"])
