@@ -1,5 +1,5 @@
 # webshop-trl: the two commands of the README are `make main` (the main job: the paper's pipeline at
-# a small budget, about an hour on a 2-core CPU) and `make test`. `make demo` is a one-minute look.
+# a small budget, ~50 min on a 2-core CPU) and `make test`. `make demo` is a one-minute look.
 # Each does its own set-up: a virtual environment with the pinned stack, the WebShop data, the index.
 SHELL := /bin/bash
 PYTHON ?= python3.11

@@ -203,10 +203,13 @@ class Budget:
         return sum(self.minutes.values())
 
 
-# Minutes per stage: measured or extrapolated on the project's 2-core CPU (no GPU) from the recipe
-# READMEs (IL ~2.1 s/update, DPO ~1-1.5 s/step plus 0.11 s/pair of reference precompute, PPO
-# ~120-180 s/update, expert demos ~3 s per 100 goals (~3 min for all 5,410 train goals), 100 self-generated trajectories ~100 s
-# from a good IL policy), with room for model loading and a machine shared with one other job.
+# Minutes per stage on the project's 2-core CPU (no GPU). The small budget's are one idle-machine
+# run of `make main` (2026-11-22: 47:18 in all; demos-il 0:40, demos-expert 0:10, il 11:57,
+# demos-self 10:04, prefs 1:24 + 0:31, DPO 2:23 + 2:13, PPO 3:02, Thompson 14:55), rounded up.
+# demos-self and thompson depend most on how good the IL policy is: a weak one keeps fewer of its
+# episodes and wanders towards the 100-step cap; from the 73.6 %-success outputs/il/minilm they take
+# ~2 and ~3 minutes. The paper budget's are extrapolated (IL ~1.4-2.1 s/update, DPO ~0.5 s/step with
+# stored reference log-probs, PPO ~120-180 s/update).
 BUDGETS: dict[str, Budget] = {
     "small": Budget(
         "small",
@@ -214,8 +217,8 @@ BUDGETS: dict[str, Budget] = {
         "trajectories (a) and 100 self-generated ones (b), DPO 200 steps each, PPO 3 updates, Thompson 2 runs x 100 rollouts",
         values={},  # the field defaults are the small budget
         minutes={
-            "demos-il": 4.0, "demos-expert": 0.5, "il": 18.0, "demos-self": 5.0, "prefs-expert": 3.0, "prefs-self": 1.5,
-            "dpo-expert": 9.0, "dpo-self": 8.0, "ppo": 11.0, "thompson": 7.0, "report": 0.5,
+            "demos-il": 1.0, "demos-expert": 0.5, "il": 13.0, "demos-self": 11.0, "prefs-expert": 2.0, "prefs-self": 1.0,
+            "dpo-expert": 3.0, "dpo-self": 3.0, "ppo": 4.0, "thompson": 16.0, "report": 0.5,
         },
     ),
     "paper": Budget(
