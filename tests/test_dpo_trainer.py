@@ -133,6 +133,8 @@ def _hand(loss_type: str, beta: float, eps: float) -> float:
             total += (d - 1 / (2 * beta)) ** 2
         elif loss_type == "robust":
             total += (-(1 - eps) * logsig(beta * d) + eps * logsig(-beta * d)) / (1 - 2 * eps)
+        elif loss_type == "sft":
+            total += -c
     return total / len(rows)
 
 
@@ -142,7 +144,7 @@ def test_each_loss_type_against_a_hand_computed_value(loss_type, beta):
     eps = 0.2 if loss_type == "robust" else 0.0
     cl = FIXED["chosen"] - FIXED["ref_chosen"]
     rl = FIXED["rejected"] - FIXED["ref_rejected"]
-    got = dpo_loss(cl, rl, [loss_type], beta, eps).item()
+    got = dpo_loss(cl, rl, [loss_type], beta, eps, chosen_logps=FIXED["chosen"]).item()
     assert got == pytest.approx(_hand(loss_type, beta, eps), rel=1e-5, abs=1e-6)
 
 
@@ -158,6 +160,11 @@ def test_known_values_and_combined_losses():
     assert mixed == pytest.approx(0.8 * _hand("sigmoid", 0.3, 0) + 0.2 * _hand("hinge", 0.3, 0), rel=1e-6)
     with pytest.raises(ValueError, match="exo_pair"):
         per_pair_dpo_loss(cl, rl, "exo_pair", 0.1)
+    # RPO: DPO plus the chosen action's NLL; sft cannot run without the policy's chosen log-probs
+    rpo = dpo_loss(cl, rl, ["sigmoid", "sft"], 0.1, loss_weights=[1.0, 0.5], chosen_logps=FIXED["chosen"]).item()
+    assert rpo == pytest.approx(_hand("sigmoid", 0.1, 0) + 0.5 * _hand("sft", 0.1, 0), rel=1e-6)
+    with pytest.raises(ValueError, match="chosen log-probs"):
+        dpo_loss(cl, rl, ["sigmoid", "sft"], 0.1)
 
 
 @pytest.mark.parametrize("loss_type", SUPPORTED_LOSS_TYPES)
@@ -179,7 +186,7 @@ def test_trainer_loss_is_the_formula_on_the_policy_log_probs(tmp_path, dataset, 
     pc, pr = batch_log_probs(policy, policy.processor, rows)
     rc, rr = batch_log_probs(reference, policy.processor, rows)
     assert not torch.allclose(pc - rc, torch.zeros_like(pc))
-    expected = dpo_loss(pc - rc, pr - rr, [loss_type], 0.3, eps)
+    expected = dpo_loss(pc - rc, pr - rr, [loss_type], 0.3, eps, chosen_logps=pc)
     batch = trainer._prepare_inputs(trainer.data_collator(rows))
     with torch.no_grad():
         got = trainer.compute_loss(trainer.model, batch)
@@ -342,7 +349,7 @@ def test_sync_ref_model_moves_the_reference(tmp_path, dataset):
     [
         ("loss_type", ["exo_pair"]),
         ("loss_type", ["sigmoid", "apo_zero"]),
-        ("loss_type", ["sft"]),
+        ("loss_type", ["bco_pair"]),
         ("use_liger_kernel", True),
         ("padding_free", True),
         ("ld_alpha", 0.5),

@@ -135,7 +135,8 @@ class ActionDPOConfig(DPOConfig):
     options (``max_length``, ``truncation_mode``, ``padding_free``, ``ld_alpha``, ``use_weighting``,
     Liger kernels) do not apply and raise if set. Lengths are the processor's
     (``max_observation_length``, ``max_action_length``, ...). Loss types: sigmoid, hinge, ipo,
-    robust (``label_smoothing`` only in robust, as in TRL 1.16), combined with ``loss_weights``.
+    robust (``label_smoothing`` only in robust, as in TRL 1.16) and sft (the chosen action's NLL;
+    ``[sigmoid, sft]`` is RPO), combined with ``loss_weights``.
 
     Defaults that differ from TRL's `DPOConfig`: learning_rate 1e-5 (TRL 1e-6),
     activation/gradient checkpointing off (TRL on), bf16 False (TRL True), max_length None (TRL 1024),

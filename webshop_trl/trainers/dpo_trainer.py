@@ -316,7 +316,8 @@ class ActionDPOTrainer(DPOTrainer):
         chosen_logratios = chosen_logps - ref_chosen_logps
         rejected_logratios = rejected_logps - ref_rejected_logps
         loss = dpo_loss(
-            chosen_logratios, rejected_logratios, self.loss_types, self.beta, self.label_smoothing, self.loss_weights
+            chosen_logratios, rejected_logratios, self.loss_types, self.beta, self.label_smoothing, self.loss_weights,
+            chosen_logps=chosen_logps,
         )
         self._record_metrics(mode, outputs, inputs, chosen_logps, rejected_logps, chosen_logratios, rejected_logratios)
         return (loss, outputs) if return_outputs else loss
