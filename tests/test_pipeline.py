@@ -85,6 +85,14 @@ def test_stage_commands_carry_the_budget_and_parse(tmp_path):
     for module, name in ((il, "il"), (dpo, "dpo-expert"), (ppo, "ppo")):
         script_args, training_args, model_args = module.make_parser().parse_args_and_config(_args(cmds[name]))
         assert training_args.output_dir == str(getattr(L, name.replace("-", "_")))
+    # dpo_sft_weight adds TRL's 'sft' loss to the recipe's (RPO); 0, the default, is plain DPO as the paper
+    assert "--loss_type" not in dpo_args
+    rpo = _args(next(s for s in STAGES if s.name == "dpo-expert").command(PipelineConfig.from_budget("small", dpo_sft_weight=0.5), L))
+    assert rpo[rpo.index("--loss_type"):rpo.index("--loss_type") + 6] == ["--loss_type", "sigmoid", "sft", "--loss_weights", "1.0", "0.5"]
+    _, rpo_args, _ = dpo.make_parser().parse_args_and_config(rpo)
+    assert (list(rpo_args.loss_type), list(rpo_args.loss_weights)) == (["sigmoid", "sft"], [1.0, 0.5])
+    with pytest.raises(PipelineConfigError, match="dpo_sft_weight"):
+        PipelineConfig.from_budget("small", dpo_sft_weight=-1.0)
     # the paper budget leaves the recipes' sizes alone
     paper = {s.name: s.command(PipelineConfig.from_budget("paper"), L) for s in STAGES}
     assert "--max_steps" not in paper["il"] and "--max_steps" not in paper["dpo-expert"] and "--num_updates" not in paper["ppo"]

@@ -77,6 +77,12 @@ class PipelineConfig:
     dpo_steps: int | None = _f(200, "DPO steps for each of (a) and (b) (None: the recipe's 3,000)", "dpo-expert dpo-self")
     dpo_eval_samples: int | None = _f(128, "held-out pairs DPO scores at the end (None: the recipe's 256)", "dpo-expert dpo-self")
     dpo_freeze_encoder_layers: int | None = _f(None, "encoder layers DPO keeps frozen (None: the recipe's 3)", "dpo-expert dpo-self")
+    dpo_sft_weight: float = _f(
+        0.0,
+        "weight of the chosen action's NLL added to the recipe's DPO loss (RPO: TRL's loss_type 'sft'); 0: plain DPO, "
+        "as the paper. At 1.0, 500 steps of DPO (a) kept the IL policy's score instead of losing 4 points "
+        "(docs/REPRODUCTION.md)", "dpo-expert dpo-self",
+    )
     # ------------------------------------------------------------------ PPO
     ppo_updates: int | None = _f(3, "PPO updates (None: the recipe's 3,000)", "ppo")
     ppo_num_envs: int | None = _f(None, "PPO environments per update (None: the recipe's 4)", "ppo")
@@ -115,6 +121,8 @@ class PipelineConfig:
             raise PipelineConfigError(f"step_limit must be >= 2, got {self.step_limit}")
         if self.self_temperature <= 0:
             raise PipelineConfigError(f"self_temperature must be > 0, got {self.self_temperature}")
+        if self.dpo_sft_weight < 0:
+            raise PipelineConfigError(f"dpo_sft_weight must be >= 0, got {self.dpo_sft_weight}")
         if self.dpo_freeze_encoder_layers is not None and self.dpo_freeze_encoder_layers < 0:
             raise PipelineConfigError(f"dpo_freeze_encoder_layers must be >= 0, got {self.dpo_freeze_encoder_layers}")
 

@@ -301,6 +301,11 @@ def _cmd_dpo(prefs: Callable[[Layout], Path], out: Callable[[Layout], Path]):
             cmd += ["--max_eval_samples", str(c.dpo_eval_samples)]
         if c.dpo_freeze_encoder_layers is not None:
             cmd += ["--freeze_encoder_layers", str(c.dpo_freeze_encoder_layers)]
+        if c.dpo_sft_weight > 0:  # RPO: the recipe's loss types plus the chosen action's NLL
+            types = recipe.get("loss_type") or ["sigmoid"]
+            types = [types] if isinstance(types, str) else list(types)
+            weights = list(recipe.get("loss_weights") or [1.0] * len(types))
+            cmd += ["--loss_type", *types, "sft", "--loss_weights", *map(str, weights), str(c.dpo_sft_weight)]
         return cmd + _trainer_common(c)
     return build
 
@@ -375,12 +380,12 @@ STAGES: tuple[Stage, ...] = (
           required=lambda L: [L.prefs_self / "build_info.json"], summarize=lambda L: _prefs_summary(L.prefs_self),
           check=_pairs_check),
     Stage("dpo-expert", "DPO (a): expert pairs", ("prefs-expert", "il"),
-          ("dpo_recipe", "dpo_steps", "dpo_eval_samples", "dpo_freeze_encoder_layers", "device", "bf16"),
+          ("dpo_recipe", "dpo_steps", "dpo_eval_samples", "dpo_freeze_encoder_layers", "dpo_sft_weight", "device", "bf16"),
           _cmd_dpo(lambda L: L.prefs_expert, lambda L: L.dpo_expert), lambda L: [L.dpo_expert],
           required=lambda L: [L.dpo_expert / "config.json"], summarize=lambda L: _trainer_summary(L.dpo_expert),
           recipe_field="dpo_recipe"),
     Stage("dpo-self", "DPO (b): self-generated pairs", ("prefs-self", "il"),
-          ("dpo_recipe", "dpo_steps", "dpo_eval_samples", "dpo_freeze_encoder_layers", "device", "bf16"),
+          ("dpo_recipe", "dpo_steps", "dpo_eval_samples", "dpo_freeze_encoder_layers", "dpo_sft_weight", "device", "bf16"),
           _cmd_dpo(lambda L: L.prefs_self, lambda L: L.dpo_self), lambda L: [L.dpo_self],
           required=lambda L: [L.dpo_self / "config.json"], summarize=lambda L: _trainer_summary(L.dpo_self),
           recipe_field="dpo_recipe"),
