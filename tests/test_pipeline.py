@@ -93,6 +93,10 @@ def test_stage_commands_carry_the_budget_and_parse(tmp_path):
     assert (list(rpo_args.loss_type), list(rpo_args.loss_weights)) == (["sigmoid", "sft"], [1.0, 0.5])
     with pytest.raises(PipelineConfigError, match="dpo_sft_weight"):
         PipelineConfig.from_budget("small", dpo_sft_weight=-1.0)
+    # the long stages print plain progress lines into their logs; the flag is not part of the stage's hash
+    assert "--progress-lines" in cmds["demos-self"] and "--progress-lines" in cmds["thompson"]
+    runner = PipelineRunner(config, L.root)
+    assert all("--progress-lines" not in runner.params(s, {})["command"] for s in STAGES)
     # the paper budget leaves the recipes' sizes alone
     paper = {s.name: s.command(PipelineConfig.from_budget("paper"), L) for s in STAGES}
     assert "--max_steps" not in paper["il"] and "--max_steps" not in paper["dpo-expert"] and "--num_updates" not in paper["ppo"]

@@ -229,9 +229,13 @@ def test_demos_self_cli_and_script(checkpoint, webshop_dir, tmp_path, capsys):
     args = ["--checkpoint", str(checkpoint), "--threshold", "0", "--max-episodes", "6", "--num-envs", "2", "--goal-indices",
             "1500", "1501", "1502", "1503", "1504", "1505", "--step-limit", "25", "--output", str(out), "--quiet",
             "--data-dir", str(webshop_dir)]
-    assert main(["demos", "self", *args, "--num-keep", "1"]) == 0
-    printed = capsys.readouterr().out
+    assert main(["demos", "self", *args, "--num-keep", "1", "--progress-lines"]) == 0
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "acceptance" in printed and json.loads(printed.strip().splitlines()[-1])["kept"] == 1
+    # plain progress lines for the pipeline's logs: the first episode's, and the one that reached num_keep
+    progress = [x for x in captured.err.splitlines() if x.startswith("self-generated, kept: ")]
+    assert progress and progress[-1].startswith("self-generated, kept: 1/1, tried ") and "elapsed" in progress[-1]
     assert len(lines(out)) == 1
     import importlib.util
     from pathlib import Path

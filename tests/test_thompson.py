@@ -234,7 +234,10 @@ def test_cli_end_to_end(webshop_dir, tmp_path, capsys):
     out = tmp_path / "th"
     common = ["thompson", "--data-dir", str(webshop_dir), "--engine", "bm25s", "--no-progress", "--workers", "0"]
     assert main([*common, "--agent", "rule", "--agent", "rnd=random", "--runs", "2", "--rollouts", "6",
-                 "--per-round", "3", "--step-limit", "10", "--output", str(out)]) == 0
+                 "--per-round", "3", "--step-limit", "10", "--output", str(out), "--progress-lines"]) == 0
+    progress = [x for x in capsys.readouterr().err.splitlines() if x.startswith("thompson 2 agents x 2 runs, rollouts: ")]
+    assert progress[0].startswith("thompson 2 agents x 2 runs, rollouts: 3/12,") and progress[-1].startswith(
+        "thompson 2 agents x 2 runs, rollouts: 12/12,")
     names = {p.name for p in out.iterdir()}
     assert {"report.json", "table.md", "pulls.png", "score_success_by_agent.png"} <= names
     report = ThompsonReport.load(out / "report.json")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from webshop_trl import paths
+from webshop_trl.cli.common import ProgressLines
 
 SELF_DOC = """`webshop-trl demos self`: self-generated demonstrations (Feng & Feng §3.2).
 
@@ -134,6 +135,7 @@ def add_self_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--overwrite", action="store_true", help="start the output file (and its attempt log) afresh instead of resuming")
     out.add_argument("--summary-json", default=None, help="also save the summary here")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
+    out.add_argument("--progress-lines", action="store_true", help="plain progress lines on stderr instead of the bar (for logs)")
 
     add_demo_env_arguments(p)
 
@@ -166,14 +168,18 @@ def run_self(args: argparse.Namespace) -> int:
     out = Path(args.output or (paths.repo_dir() or Path.cwd()) / "outputs" / "self" /
                f"self-{Path(config.checkpoint).name or 'policy'}-{mode}-seed{config.seed}.jsonl")
     bar = Progress(TextColumn("[bold]self-generated[/]"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("tried {task.fields[tried]}"), TimeElapsedColumn(), disable=args.quiet)
+                   TextColumn("tried {task.fields[tried]}"), TimeElapsedColumn(), disable=args.quiet or args.progress_lines)
     task = bar.add_task("kept", total=config.num_keep, tried=0)
-    tried = 0
+    lines = ProgressLines("self-generated, kept", config.num_keep) if args.progress_lines else None
+    tried = kept = 0
 
     def tick(record: dict[str, Any]) -> None:
-        nonlocal tried
+        nonlocal tried, kept
         tried += 1
+        kept += int(record["kept"])
         bar.update(task, advance=int(record["kept"]), tried=tried)
+        if lines is not None:
+            lines.update(kept, tried=tried)
 
     with bar:
         summary = generate_self_trajectories(out, config, env_config_from_args(args), overwrite=args.overwrite, on_episode=tick)

@@ -56,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default=None, help="output folder (default outputs/thompson/<agents>-<split>)")
     p.add_argument("--no-plots", action="store_true", help="write report.json and table.md only")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--progress-lines", action="store_true", help="plain progress lines on stderr instead of the bar (for logs)")
     p.add_argument("--plot-only", action="store_true", help="redraw table.md and the plots from OUTPUT/report.json; run nothing")
     env = p.add_argument_group("environment")
     env.add_argument("--data-dir", default=None, help="folder with the WebShop files (default: the fetched data folder)")
@@ -104,7 +105,13 @@ def run(args: argparse.Namespace) -> int:
         validate_agents(agents)
         config = config_from_args(args)
         out = Path(args.output) if args.output else _default_output([a.name for a in agents], args.split)
-        report = run_thompson(agents, config, progress=not args.no_progress)
+        lines = None
+        if args.progress_lines:
+            from webshop_trl.cli.common import ProgressLines
+
+            lines = ProgressLines(f"thompson {len(agents)} agents x {config.num_runs} runs, rollouts",
+                                  config.num_runs * config.rollouts_per_run).update
+        report = run_thompson(agents, config, progress=not (args.no_progress or args.progress_lines), on_rollouts=lines)
         console.print(f"saved {report.save(out / 'report.json')}")
     table = report.table_markdown()
     (out / "table.md").write_text(table)

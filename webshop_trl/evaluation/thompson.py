@@ -634,8 +634,13 @@ def _drain(progress_queue: Any, on_progress: Callable[[int, int], None] | None) 
             on_progress(run, n)
 
 
-def run_thompson(agents: list[AgentSpec], config: ThompsonConfig, progress: bool = True) -> "ThompsonReport":
-    """Run ``config.num_runs`` Thompson-sampling runs over ``agents``; see the module docstring."""
+def run_thompson(
+    agents: list[AgentSpec], config: ThompsonConfig, progress: bool = True,
+    on_rollouts: Callable[[int], None] | None = None,
+) -> "ThompsonReport":
+    """Run ``config.num_runs`` Thompson-sampling runs over ``agents``; see the module docstring.
+    ``progress`` shows a bar; ``on_rollouts`` gets the number of rollouts done so far (all runs)
+    after each round, e.g. for plain progress lines in a log."""
     config = dataclasses.replace(config).validate()
     agents = list(agents)
     validate_agents(agents)
@@ -648,10 +653,16 @@ def run_thompson(agents: list[AgentSpec], config: ThompsonConfig, progress: bool
         TextColumn("rollouts"), TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress,
     ) as bar:
         task_id = bar.add_task("rollouts", total=config.num_runs * config.rollouts_per_run)
-        runs = execute_runs(
-            tasks, run_one, config.num_workers, config.threads_per_worker,
-            on_progress=lambda run, n: bar.update(task_id, advance=n),
-        )
+        done = 0
+
+        def advance(run: int, n: int) -> None:
+            nonlocal done
+            done += n
+            bar.update(task_id, advance=n)
+            if on_rollouts is not None:
+                on_rollouts(done)
+
+        runs = execute_runs(tasks, run_one, config.num_workers, config.threads_per_worker, on_progress=advance)
     return ThompsonReport(config, agents, runs, seconds=time.perf_counter() - start)
 
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 from webshop_trl.errors import WebShopTrlError
 from webshop_trl.paths import pid_alive, write_json_atomic
 from webshop_trl.pipeline.config import BUDGETS, PipelineConfig
-from webshop_trl.pipeline.stages import STAGES, Layout, Stage, recipe_path, repo_root
+from webshop_trl.pipeline.stages import DISPLAY_ONLY_FLAGS, STAGES, Layout, Stage, recipe_path, repo_root
 
 MARKER_FORMAT = "webshop-trl/pipeline-stage/v1"
 LOG_TAIL_LINES = 25
@@ -230,7 +230,7 @@ class PipelineRunner:
 
     # -------------------------------------------------------------- parameters and markers
     def params(self, stage: Stage, dep_run_ids: dict[str, str | None]) -> dict[str, Any]:
-        command = stage.command(self.config, self.layout)
+        command = [x for x in stage.command(self.config, self.layout) if x not in DISPLAY_ONLY_FLAGS]
         params: dict[str, Any] = {
             "settings": stage.settings(self.config),
             "command": ["python", *command[1:]] if command and command[0] == sys.executable else command,

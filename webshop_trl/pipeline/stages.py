@@ -269,11 +269,16 @@ def cmd_il(c: PipelineConfig, L: Layout) -> list[str]:
     return cmd + _lengths(c) + _trainer_common(c)
 
 
+# Flags that change only what a command prints, not what it makes: left out of the stage's hash, so
+# that adding one does not rerun finished stages.
+DISPLAY_ONLY_FLAGS = ("--progress-lines",)
+
+
 def cmd_demos_self(c: PipelineConfig, L: Layout) -> list[str]:
     cmd = _python(*CLI, "demos", "self", "--checkpoint", str(L.il), "--temperature", f"{c.self_temperature:g}",
                   "--num-keep", str(c.self_trajectories), "--threshold", f"{c.self_threshold:g}", "--split", "train",
                   "--seed", str(c.seed), "--output", str(L.demos_self), "--summary-json", str(L.demos_self_summary),
-                  "--overwrite", "--quiet", "--device", c.device, *_env_args(c))
+                  "--overwrite", "--quiet", "--progress-lines", "--device", c.device, *_env_args(c))
     if c.self_max_episodes is not None:
         cmd += ["--max-episodes", str(c.self_max_episodes)]
     return cmd
@@ -341,7 +346,7 @@ def cmd_thompson(c: PipelineConfig, L: Layout) -> list[str]:
         cmd += ["--agent", f"{name}=policy:{getattr(L, attr)}"]
     cmd += ["--runs", str(c.thompson_runs), "--rollouts", str(c.thompson_rollouts),
             "--per-round", str(c.thompson_rollouts_per_round), "--split", c.thompson_split,
-            "--seed", str(c.seed), "--output", str(L.thompson), "--no-progress", *_env_args(c)]
+            "--seed", str(c.seed), "--output", str(L.thompson), "--no-progress", "--progress-lines", *_env_args(c)]
     if c.thompson_workers is not None:
         cmd += ["--workers", str(c.thompson_workers)]
     return cmd
