@@ -80,7 +80,7 @@ class PipelineConfig:
     dpo_sft_weight: float = _f(
         0.0,
         "weight of the chosen action's NLL added to the recipe's DPO loss (RPO: TRL's loss_type 'sft'); 0: plain DPO, "
-        "as the paper. At 1.0, 500 steps of DPO (a) kept the IL policy's score instead of losing 4 points "
+        "as the paper. At 1.0, 500 steps of DPO (a) stayed within a point of the IL policy's score where plain DPO lost 4 "
         "(docs/REPRODUCTION.md)", "dpo-expert dpo-self",
     )
     # ------------------------------------------------------------------ PPO
