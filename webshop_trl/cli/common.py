@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from typing import Callable, Sequence, TextIO
+from typing import Callable, Sequence
 
 from webshop_trl.envs.config import WebShopConfig
 from webshop_trl.errors import WebShopTrlError
@@ -31,30 +30,6 @@ def env_config_from_args(args: argparse.Namespace) -> WebShopConfig:
         step_limit=args.step_limit,
         seed=args.seed,
     )
-
-
-class ProgressLines:
-    """Progress as plain lines on stderr, for logs: a rich bar writes nothing useful into a file.
-
-    One line at most every ``every`` seconds, and one when ``done`` reaches ``total``. The pipeline's
-    live view shows each running stage's last log line, so these lines are what keeps a long stage
-    (self-generation, Thompson sampling) from looking stalled."""
-
-    def __init__(self, label: str, total: int, every: float = 15.0, stream: TextIO | None = None):
-        self.label, self.total, self.every = label, total, every
-        self.stream = stream if stream is not None else sys.stderr
-        self.start = time.monotonic()
-        self._last: float | None = None
-
-    def update(self, done: int, **fields: object) -> None:
-        now = time.monotonic()
-        if done < self.total and self._last is not None and now - self._last < self.every:
-            return
-        self._last = now
-        elapsed = int(now - self.start)
-        extra = "".join(f", {k.replace('_', ' ')} {v}" for k, v in fields.items())
-        print(f"{self.label}: {done}/{self.total}{extra}, {elapsed // 60}:{elapsed % 60:02d} elapsed",
-              file=self.stream, flush=True)
 
 
 def run_standalone(

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from webshop_trl import paths
-from webshop_trl.cli.common import ProgressLines
+from webshop_trl.progress import ProgressLines
 
 SELF_DOC = """`webshop-trl demos self`: self-generated demonstrations (Feng & Feng §3.2).
 

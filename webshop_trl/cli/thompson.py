@@ -29,6 +29,7 @@ import re
 from pathlib import Path
 
 from webshop_trl import paths
+from webshop_trl.progress import ProgressLines
 
 DEFAULT_PER_ROUND = 8
 
@@ -107,8 +108,6 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.output) if args.output else _default_output([a.name for a in agents], args.split)
         lines = None
         if args.progress_lines:
-            from webshop_trl.cli.common import ProgressLines
-
             lines = ProgressLines(f"thompson {len(agents)} agents x {config.num_runs} runs, rollouts",
                                   config.num_runs * config.rollouts_per_run).update
         report = run_thompson(agents, config, progress=not (args.no_progress or args.progress_lines), on_rollouts=lines)

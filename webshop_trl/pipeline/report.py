@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from webshop_trl.pipeline.stages import STAGES, Layout
+from webshop_trl.progress import fmt_seconds
 
 CLEAR = 0.95  # P(A > B) above this (or below 1 - this) counts as a clear difference
 SAMPLES = 200_000
@@ -47,12 +48,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _fmt_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    m, s = divmod(seconds, 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+    return "-" if seconds is None else fmt_seconds(seconds)
 
 
 def _pct(x: float | None, digits: int = 1) -> str:

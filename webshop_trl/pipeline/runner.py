@@ -29,6 +29,7 @@ from webshop_trl.errors import WebShopTrlError
 from webshop_trl.paths import pid_alive, write_json_atomic
 from webshop_trl.pipeline.config import BUDGETS, PipelineConfig
 from webshop_trl.pipeline.stages import DISPLAY_ONLY_FLAGS, STAGES, Layout, Stage, recipe_path, repo_root
+from webshop_trl.progress import fmt_seconds
 
 MARKER_FORMAT = "webshop-trl/pipeline-stage/v1"
 LOG_TAIL_LINES = 25
@@ -94,13 +95,6 @@ def log_tail(path: Path, n: int) -> list[str]:
 def last_log_line(path: Path) -> str:
     tail = log_tail(path, 1)
     return tail[0].strip() if tail else ""
-
-
-def fmt_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def fmt_minutes(minutes: float) -> str:
