@@ -13,6 +13,7 @@ import sys
 from webshop_trl.errors import WebShopTrlError
 
 COMMAND_MODULES = ("data", "index", "evaluate", "play", "demos", "preferences", "train", "recommend", "thompson")
+COMMAND_MODULES += ("compare",)
 COMMAND_MODULES += ("pipeline",)
 
 

@@ -458,9 +458,14 @@ _MODELS: dict[str, Any] = {}  # per process: checkpoint -> loaded policy (shared
 
 def build_agent(spec: AgentSpec, config: ThompsonConfig, run_index: int):
     """The agent of ``spec`` for run ``run_index`` (its sampling seed: (seed, run, name))."""
+    return agent_from_spec(spec, derive_seed(config.seed, run_index, spec.name), config.data_dir)
+
+
+def agent_from_spec(spec: AgentSpec, seed: int, data_dir: str | None = None):
+    """The agent ``spec`` describes, its sampling seeded with ``seed``; a policy checkpoint is
+    loaded once per process and shared by every agent built on it."""
     from webshop_trl.agents import make_agent
 
-    seed = derive_seed(config.seed, run_index, spec.name)
     if spec.kind == "rule":
         agent = make_agent("rule")
     elif spec.kind == "random":
@@ -473,7 +478,7 @@ def build_agent(spec: AgentSpec, config: ThompsonConfig, run_index: int):
             _MODELS[key] = load_policy(key)
         agent = PolicyAgent(  # make_agent's own first argument is called name
             model=_MODELS[key], greedy=spec.greedy, temperature=spec.temperature, seed=seed,
-            query_source=spec.query_source, max_candidates=spec.max_candidates, data_dir=config.data_dir, name=spec.name,
+            query_source=spec.query_source, max_candidates=spec.max_candidates, data_dir=data_dir, name=spec.name,
         )
     return agent
 
@@ -817,6 +822,6 @@ class ThompsonReport:
 
 __all__ = [
     "AgentSpec", "ThompsonConfig", "ThompsonReport", "ThompsonError", "run_thompson", "thompson_loop",
-    "execute_runs", "run_one", "EnvRollout", "build_agent", "beta_cdf", "beta_ppf", "beta_interval", "p_best",
+    "execute_runs", "run_one", "EnvRollout", "build_agent", "agent_from_spec", "beta_cdf", "beta_ppf", "beta_interval", "p_best",
     "validate_agents", "AGENT_KINDS",
 ]
