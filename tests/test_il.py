@@ -323,3 +323,82 @@ def test_head_learning_rate_gets_its_own_groups(encoder_dir, demos, tmp_path):
     assert sum(len(g["params"]) for g in optimizer.param_groups) == sum(1 for p in model.parameters() if p.requires_grad)
     with pytest.raises(ValueError, match="head_learning_rate"):
         tiny_args(tmp_path, head_learning_rate=0.0)
+
+
+# --------------------------------------------------------------------------- item names, reproducibility, curves
+@pytest.mark.parametrize("mode", ["text", "text_rich"])
+def test_item_names_read_each_product_title_off_a_real_results_page(catalog, mode):
+    from webshop_trl.envs import WebShopConfig, WebShopEnv
+    from webshop_trl.policy.processing_action_scorer import item_titles, with_item_names
+
+    env = WebShopEnv(WebShopConfig(observation_mode=mode))
+    env.reset(seed=0, options={"goal_index": 3})
+    obs, _, _, _, info = env.step(f"search[{env.goal.instruction_text}]")
+    actions = info["available_actions"]
+    products = [a for a in actions if a.startswith("click[b") and a != "click[back to search]"]
+    assert len(products) == 10
+    titles = item_titles(obs)
+    assert len(titles) == 10
+    renamed = with_item_names(obs, actions)
+    assert len(renamed) == len(actions)
+    for before, after in zip(actions, renamed):
+        if before in products:
+            asin = before[len("click["):-1].upper()
+            assert after == f"click[item - {catalog.get(asin).title.strip().lower()}]"
+        else:
+            assert after == before  # buttons and the search placeholder stay as they are
+    # an item page: options (some ten characters long, like an ASIN) are never renamed
+    obs, _, _, _, info = env.step(products[0])
+    assert item_titles(obs) == {}
+    assert with_item_names(obs, info["available_actions"]) == info["available_actions"]
+
+
+def test_item_names_change_what_the_encoder_reads_not_the_labels(encoder_dir, tmp_path):
+    processor = ActionScoringProcessor.from_pretrained(encoder_dir, max_observation_length=96, max_action_length=16)
+    obs, cands = page("red", "shirt", "results")
+    # ten-character ASINs and prices as the environment prints them
+    obs = obs.replace("$ 1.2", "$1.20").replace("b0", "b00000000")
+    cands = [c.replace("[b0", "[b00000000") for c in cands]
+    plain = processor([obs], [cands], labels=[2])
+    processor.item_names = True
+    named = processor([obs], [cands], labels=[2])
+    assert torch.equal(plain["labels"], named["labels"]) and torch.equal(plain["num_candidates"], named["num_candidates"])
+    texts = processor.tokenizer.batch_decode(named["action_input_ids"], skip_special_tokens=True)
+    assert any("item - red shirt" in t for t in texts)
+    assert not torch.equal(plain["action_input_ids"], named["action_input_ids"][: plain["action_input_ids"].shape[0]])
+    # the setting travels with the checkpoint; a processor saved before it existed reads as off
+    processor.save_pretrained(tmp_path / "p")
+    assert ActionScoringProcessor.from_pretrained(tmp_path / "p").item_names is True
+    settings = json.loads((tmp_path / "p" / "action_scoring_processor.json").read_text())
+    del settings["item_names"]
+    (tmp_path / "p" / "action_scoring_processor.json").write_text(json.dumps(settings))
+    assert ActionScoringProcessor.from_pretrained(tmp_path / "p").item_names is False
+
+
+def _run_il_script(encoder_dir, demos, out, seed, *extra):
+    from webshop_trl.scripts.il import main, make_parser
+
+    argv = [
+        "--config", str(REPO / "recipes/minilm/il/config_full.yaml"),
+        "--encoder_name_or_path", str(encoder_dir), "--dataset_paths", str(demos), "--output_dir", str(out),
+        "--max_observation_length", "96", "--max_action_length", "16", "--max_steps", "4", "--max_train_samples", "16",
+        "--per_device_train_batch_size", "4", "--eval_steps", "2", "--logging_steps", "1", "--eval_fraction", "0.2",
+        "--bf16", "false", "--disable_tqdm", "true", "--seed", str(seed), *extra,
+    ]
+    main(*make_parser().parse_args_and_config(argv))
+    return (out / "model.safetensors").read_bytes()
+
+
+def test_il_recipe_rerun_with_the_same_seed_gives_bit_identical_weights_and_draws_curves(encoder_dir, demos, tmp_path):
+    first = _run_il_script(encoder_dir, demos, tmp_path / "a", seed=3)
+    second = _run_il_script(encoder_dir, demos, tmp_path / "b", seed=3)
+    other = _run_il_script(encoder_dir, demos, tmp_path / "c", seed=4)
+    assert first == second
+    assert first != other
+    curves = tmp_path / "a" / "training_curves.png"
+    assert curves.is_file() and curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from webshop_trl.trainers.curves import series
+
+    state = json.loads((tmp_path / "a" / "trainer_state.json").read_text())
+    steps, acc = series(state["log_history"], "eval_choice_accuracy")
+    assert steps == [2, 4] and all(0.0 <= a <= 1.0 for a in acc)

@@ -19,6 +19,15 @@ the right by default (keeping the buttons, options and first results, which WebS
 
 WebShop's preprocessing is applied to observations and actions alike (``preprocess=True``):
 lowercase, drop ``"`` and ``'``, and write "[sep]" as "[SEP]" so the separator stays one token.
+
+Item names (``item_names=True``, WebShop's ``click_item_name=1``, its baseline's default, WEBSHOP_SPEC
+§5.1): a product click ``click[b0743jkhbv]`` is shown to the model as ``click[item - <title>]``,
+the title read off the results page the click belongs to. The environment still receives the
+ASIN click: only the text the encoder reads changes, so every user of the processor (IL, DPO,
+PPO, the agents) sees the same rendering. Without it the encoder reads ten opaque ASINs on a
+results page and must learn to bind each one to the title printed beside it before it can match
+a title against the instruction, a two-hop look-up that IL found late and unreliably (loss
+plateaus at the uniform choice for a seed-dependent number of updates, then relapses).
 """
 
 from __future__ import annotations
@@ -75,6 +84,47 @@ def split_instruction(observation: str) -> tuple[str, str]:
     return instruction, page.strip()
 
 
+# A product link on a results page: "<asin>", then its title, then its price ("$14.95" or
+# "$10.0 to $20.0"), as both renderings print them (text: "[SEP]" between, text_rich: lines).
+_SEGMENT_SPLIT_RE = re.compile(r"[ \t]*(?:\[SEP\]|\n)[ \t]*", re.IGNORECASE)
+_BUTTON_MARKS_RE = re.compile(r"^\[(?:clicked )?button\][ \t]*|[ \t]*\[(?:clicked )?button_\]$", re.IGNORECASE)
+_ASIN_RE = re.compile(r"[a-z0-9]{10}", re.IGNORECASE)
+_CLICK_RE = re.compile(r"click\[(.*)\]", re.DOTALL)
+
+
+def item_titles(observation: str) -> dict[str, str]:
+    """``{asin (lowercase): title}`` for the product links of a results page (empty elsewhere).
+
+    A segment is a product link when it looks like an ASIN and the segment after its title is a
+    price; option values such as "40x40x40cm" are ten characters too, but never sit there.
+    """
+    segments = [_BUTTON_MARKS_RE.sub("", seg).strip() for seg in _SEGMENT_SPLIT_RE.split(observation)]
+    segments = [seg for seg in segments if seg]
+    titles: dict[str, str] = {}
+    for i in range(len(segments) - 2):
+        if segments[i + 2].startswith("$") and _ASIN_RE.fullmatch(segments[i]):
+            titles.setdefault(segments[i].lower(), segments[i + 1])
+    return titles
+
+
+def with_item_names(observation: str, candidates: Sequence[str]) -> list[str]:
+    """The candidates with each product click written ``click[item - <title>]`` (WebShop's
+    ``click_item_name``); other actions, and product clicks whose title is not on the page, are
+    returned unchanged."""
+    titles: dict[str, str] | None = None
+    out: list[str] = []
+    for action in candidates:
+        match = _CLICK_RE.fullmatch(action)
+        if match is not None and _ASIN_RE.fullmatch(match.group(1)):
+            if titles is None:
+                titles = item_titles(observation)
+            title = titles.get(match.group(1).lower())
+            if title is not None:
+                action = f"click[item - {title.lower()}]"
+        out.append(action)
+    return out
+
+
 @dataclass
 class _Limits:
     max_observation_length: int
@@ -96,6 +146,8 @@ class ActionScoringProcessor:
         extract_instruction: move the instruction line of the page into the first segment.
         deduplicate_actions: encode each distinct action string once per batch.
         pad_to_multiple_of: pad sequence lengths to a multiple of this (None: longest in batch).
+        item_names: show product clicks as ``click[item - <title>]`` (WebShop's baseline default,
+            see the module docstring). Off for checkpoints saved before the setting existed.
     """
 
     def __init__(
@@ -109,6 +161,7 @@ class ActionScoringProcessor:
         extract_instruction: bool = True,
         deduplicate_actions: bool = True,
         pad_to_multiple_of: int | None = None,
+        item_names: bool = False,
     ):
         for name in ("cls_token_id", "sep_token_id", "pad_token_id"):
             if getattr(tokenizer, name, None) is None:
@@ -135,6 +188,7 @@ class ActionScoringProcessor:
         self.extract_instruction = extract_instruction
         self.deduplicate_actions = deduplicate_actions
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.item_names = bool(item_names)
 
     # ------------------------------------------------------------------ construction and saving
     @classmethod
@@ -187,6 +241,7 @@ class ActionScoringProcessor:
             "extract_instruction": self.extract_instruction,
             "deduplicate_actions": self.deduplicate_actions,
             "pad_to_multiple_of": self.pad_to_multiple_of,
+            "item_names": self.item_names,
         }
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> list[str]:
@@ -228,7 +283,7 @@ class ActionScoringProcessor:
         self._validate(observations, candidates, instructions, labels)
         batch: dict[str, torch.Tensor] = {}
         batch.update(self.encode_observations(observations, instructions))
-        batch.update(self.encode_candidates(candidates))
+        batch.update(self.encode_candidates(self.render_candidates(observations, candidates)))
         if labels is not None:
             batch["labels"] = torch.tensor([operator.index(x) for x in labels], dtype=torch.long)
         return BatchEncoding(batch, tensor_type=None)
@@ -270,6 +325,14 @@ class ActionScoringProcessor:
                     raise ValueError(f"labels[{i}] must be an int index, got {y!r}") from None
                 if not 0 <= y < len(cands) and y != IGNORE_INDEX:
                     raise ValueError(f"labels[{i}]={y} is out of range for page {i} with {len(cands)} candidates")
+
+    def render_candidates(self, observations: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[list[str]]:
+        """The candidate texts the encoder reads: with ``item_names``, product clicks carry the
+        title from their page (`with_item_names`); otherwise the candidates as given. Order and
+        count are kept, so indices (labels, chosen actions) refer to the original candidates."""
+        if not self.item_names:
+            return [list(c) for c in candidates]
+        return [with_item_names(obs, cands) for obs, cands in zip(observations, candidates)]
 
     def _pad_length(self, length: int) -> int:
         m = self.pad_to_multiple_of
@@ -405,6 +468,8 @@ __all__ = [
     "ActionScoringProcessor",
     "WEBSHOP_SPECIAL_TOKENS",
     "PROCESSOR_CONFIG_NAME",
+    "item_titles",
     "preprocess_text",
     "split_instruction",
+    "with_item_names",
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from transformers import set_seed
 from trl import TrlParser
@@ -76,6 +77,13 @@ def main(script_args: ILScriptArguments, training_args: ILConfig, model_args: IL
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
 
+    if trainer.is_world_process_zero():
+        from webshop_trl.trainers.curves import CURVES_FILENAME, plot_training_curves
+
+        curves = plot_training_curves(trainer.state.log_history, Path(training_args.output_dir) / CURVES_FILENAME,
+                                      title=f"IL: {training_args.output_dir} (seed {training_args.seed})")
+        if curves is not None:
+            logger.info("training curves: %s", curves)
     trainer.model_card_data["metrics"] = {"train": metrics, **({"eval": eval_metrics} if eval_dataset is not None else {})}
     trainer.create_model_card()  # README.md in output_dir (push_to_hub uploads it with the policy)
     if training_args.push_to_hub:

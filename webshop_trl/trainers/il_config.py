@@ -165,6 +165,14 @@ class ILConfig(TrainingArguments):
         metadata={"help": "'right' keeps the start of a long page (buttons, options, first results), 'left' its end."},
     )
 
+    item_names: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Show product clicks to the policy as click[item - <title>] (WebShop's click_item_name, its "
+            "baseline's default) instead of the bare ASIN; saved with the processor, so agents, DPO and PPO use it too. "
+            "Unset keeps the checkpoint's setting (a fresh policy: off)."
+        },
+    )
     head_learning_rate: float | None = field(
         default=None,
         metadata={
@@ -199,7 +207,7 @@ class ILConfig(TrainingArguments):
 
     def processor_overrides(self) -> dict:
         """The processor settings this config sets (unset ones keep the checkpoint's)."""
-        names = ("max_observation_length", "max_instruction_length", "max_action_length", "page_truncation_side")
+        names = ("max_observation_length", "max_instruction_length", "max_action_length", "page_truncation_side", "item_names")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
