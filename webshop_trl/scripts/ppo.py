@@ -85,7 +85,7 @@ def main(script_args: PPOScriptArguments, config: PPOConfig, model_args: PPOMode
         "datasets": ppo_card_datasets(script_args, il_dataset),
         "base_model": model_args.model_name_or_path or model_args.encoder_name_or_path,
         "hyperparameters": {
-            "environment": recipe_values(script_args, ("goal_split", "observation_mode", "query_source")),
+            "environment": recipe_values(script_args, ("goal_split", "goal_split_mode", "observation_mode", "query_source")),
             "model": {k: v for k, v in recipe_values(model_args, ("model_name_or_path", "encoder_name_or_path")).items()
                       if not (k == "encoder_name_or_path" and model_args.model_name_or_path)},
             "training": recipe_values(config, ("seed", "num_updates", "num_envs", "num_steps", "learning_rate", "gamma",

@@ -37,6 +37,10 @@ class PPOScriptArguments:
         metadata={"help": "'text_rich' (WebShop's baseline [button] format, what the IL checkpoints are trained on) or 'text'."},
     )
     goal_split: str = field(default="train", metadata={"help": "Goal split the rollouts draw from (train, eval or test)."})
+    goal_split_mode: str = field(
+        default="index",
+        metadata={"help": "'index' (WebShop's split) or 'product' (no product in two splits: test products unseen in training)."},
+    )
     step_limit: int = field(default=100, metadata={"help": "Environment steps before an episode is truncated (WebShop: 100)."})
     search_engine: str = field(default="lucene", metadata={"help": "'lucene' (pyserini, WebShop's) or 'bm25s' (no Java)."})
     query_source: str = field(
@@ -63,6 +67,8 @@ class PPOScriptArguments:
             self.il_dataset_paths = [self.il_dataset_paths]
         if self.observation_mode not in ("text", "text_rich"):
             raise ValueError(f"observation_mode must be 'text' or 'text_rich', got {self.observation_mode!r}")
+        if self.goal_split_mode not in ("index", "product"):
+            raise ValueError(f"goal_split_mode must be 'index' or 'product', got {self.goal_split_mode!r}")
         if self.query_source not in ("instruction", "human"):
             raise ValueError(f"query_source must be 'instruction' or 'human', got {self.query_source!r}")
         if int(self.step_limit) < 2:

@@ -367,7 +367,7 @@ class PPOTrainer:
         if self.envs is None:
             self.envs = WebShopVectorEnv(self.config.num_envs, self._env_config())
         env_seed = self.config.seed + 100_003 * self.accelerator.process_index + 7_919 * self.update
-        self.obs, self.infos = self.envs.reset(seed=env_seed, options={"split": self.script_args.goal_split})
+        self.obs, self.infos = self.envs.reset(seed=env_seed, options={"split": self.script_args.goal_split, "split_mode": self.script_args.goal_split_mode})
 
     def train(self, resume_from_checkpoint: str | bool | None = None) -> list[dict[str, Any]]:
         """Run ``config.num_updates`` updates (from the checkpoint's count when resuming); returns the logged metrics."""
@@ -536,7 +536,7 @@ class PPOTrainer:
             model_name = cfg.hub_model_id.split("/")[-1] if cfg.hub_model_id else Path(cfg.output_dir).name
         datasets = data.get("datasets")
         if datasets is None:
-            datasets = [{"name": f"WebShop {self.script_args.goal_split} goals", "source": "environment"}]
+            datasets = [{"name": f"WebShop {self.script_args.goal_split} goals ({self.script_args.goal_split_mode} split)", "source": "environment"}]
         datasets = [dict(d) for d in datasets]
         for d in datasets:  # the environment entry gets the run's totals
             if d.get("source") == "environment":
