@@ -207,6 +207,13 @@ def test_json_round_trip_and_table(report, tmp_path):
     table = loaded.table_markdown()
     lines = [line for line in table.splitlines() if line.startswith("| ")]
     assert len(lines) == 1 + 3 and all(f"| {name} |" in table for name in ("rule", "random", "tiny"))
+    assert "observed successes / pulls" in lines[0] and "success %: posterior mean [95% CrI]" in lines[0]
+    for j, name in enumerate(report.names):  # the observed counts are the episodes' own
+        rewards = [r for run in report.runs for r, a in zip(run["episodes"]["reward"], run["episodes"]["arm"]) if a == j]
+        entry = loaded.summary()["agents"][name]
+        assert entry["successes"] == sum(r == 1.0 for r in rewards) and entry["pulls"] == len(rewards)
+        row = next(line for line in lines if line.startswith(f"| {name} |"))
+        assert (f"| {entry['successes']} / {entry['pulls']} (" in row) if rewards else ("| no pulls |" in row)
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ThompsonError, match="not a Thompson report"):
         ThompsonReport.load(tmp_path / "bad.json")
@@ -254,3 +261,61 @@ def test_cli_end_to_end(webshop_dir, tmp_path, capsys):
     assert "rollouts_per_run must be an integer >= 1, got 0" in capsys.readouterr().err
     assert main([*common, "--agent", "rule", "--agent", "rule"]) == 2
     assert "duplicate agent name 'rule'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- who is best, what is settled
+def _report_from_counts(pulls, successes, reward_sums=None, **config):
+    """A report from per-agent counts (one run), no environment: what `summary` reads."""
+    run = {"run_index": 0, "pulls": list(pulls), "successes": list(successes),
+           "reward_sums": list(successes if reward_sums is None else reward_sums)}
+    cfg = ThompsonConfig(p_best_samples=20000, **config)
+    return ThompsonReport(cfg, [AgentSpec(name=f"arm{i}", kind="rule") for i in range(len(pulls))], [run])
+
+
+def test_an_agent_without_pulls_is_never_named_best():
+    """arm2 was never pulled: its posterior is the uniform prior, whose P(best) beats arm0 and
+    arm1 (10 % and 20 % observed); the most likely best is still an agent with pulls."""
+    report = _report_from_counts([50, 50, 0], [5, 10, 0])
+    s = report.summary()
+    p = {n: e["success"]["p_best"] for n, e in s["agents"].items()}
+    assert p["arm2"] > 0.7 and max(p, key=p.get) == "arm2"  # the raw argmax would name the prior
+    assert s["best"] == "arm1" and s["no_pulls"] == ["arm2"]
+    assert s["agents"]["arm2"]["success"]["observed"] is None and s["agents"]["arm1"]["successes"] == 10
+    table = report.table_markdown()
+    row2 = next(line for line in table.splitlines() if line.startswith("| arm2 |"))
+    assert "| no pulls |" in row2 and "(prior only)" in row2 and "(no pulls) |" in row2
+    assert "| 10 / 50 (20.0%) |" in table
+    assert "Most likely best (largest P(best success) among agents with pulls): arm1" in table
+    assert "Never pulled, so not ranked: arm2." in table
+
+
+def test_one_pulled_agent_is_best_even_with_the_lowest_p_best(tmp_path):
+    """One rollout, reward 0: the pulled arm's posterior sits below the two priors."""
+    cfg = ThompsonConfig(rollouts_per_run=1, p_best_samples=5000)
+    run = thompson_loop(3, [0], lambda picks: [0.0 for _ in picks], cfg)
+    report = ThompsonReport(cfg, [AgentSpec(name=f"arm{i}", kind="rule") for i in range(3)], [run])
+    s = report.summary()
+    [pulled] = [n for n, e in s["agents"].items() if e["pulls"]]
+    assert s["best"] == pulled and len(s["no_pulls"]) == 2
+    assert s["agents"][pulled]["success"]["p_best"] < min(s["agents"][n]["success"]["p_best"] for n in s["no_pulls"])
+    assert s["settled"] == [] and s["settled_statement"].startswith("fewer than two agents have pulls")
+    assert sum("(no pulls)" in line for line in report.table_markdown().splitlines()) == 2
+    assert all(path.read_bytes()[:8] == PNG_MAGIC for path in plot_thompson(report, tmp_path))
+
+
+def test_settled_differences_are_stated():
+    clear = _report_from_counts([200, 200, 200], [20, 100, 104])
+    s = clear.summary()
+    pairs = {(p["a"], p["b"]): p["p_a_greater"] for p in s["pairwise"]["success"]}
+    assert set(pairs) == {("arm0", "arm1"), ("arm0", "arm2"), ("arm1", "arm2")}
+    assert pairs[("arm0", "arm1")] < 0.01 and 0.05 < pairs[("arm1", "arm2")] < 0.95
+    assert [(p["a"], p["b"]) for p in s["settled"]] == [("arm0", "arm1"), ("arm0", "arm2")]
+    assert s["settled_statement"].startswith("settled at 95 % on success: arm1 > arm0 (P = 1.000); arm2 > arm0")
+    assert "Settled at 95 % on success: arm1 > arm0" in clear.table_markdown()
+    same = _report_from_counts([100, 100], [30, 30])
+    assert same.summary()["settled"] == []
+    assert same.summary()["pairwise"]["success"][0]["p_a_greater"] == pytest.approx(0.5, abs=0.02)
+    assert "No difference between agents is settled at 95 %" in same.table_markdown()
+    # by the score objective, settledness follows the score posteriors
+    by_score = _report_from_counts([100, 100], [0, 0], reward_sums=[30.0, 70.0], objective="score")
+    assert [(p["a"], p["b"]) for p in by_score.summary()["settled"]] == [("arm0", "arm1")]

@@ -13,6 +13,8 @@ figures 3-6.
   rollouts of a run with its credible band, one panel per run;
 * ``pulls.png``: each agent's cumulative pulls over the rollouts, one panel per run;
 * ``p_best.png``: P(agent is best) pooled (bars) and per run (points).
+
+An agent that was never pulled is labelled "(no pulls)": its bars show only its prior.
 """
 
 from __future__ import annotations
@@ -96,6 +98,12 @@ def plot_thompson(report: "ThompsonReport", out_dir: str | os.PathLike) -> list[
     ]
 
 
+def _agent_labels(report: "ThompsonReport") -> list[str]:
+    """Agent names for the x axis; an agent never pulled says so (its bars are only its prior)."""
+    no_pulls = set(report.summary().get("no_pulls", []))
+    return [f"{n}\n(no pulls)" if n in no_pulls else n for n in report.names]
+
+
 def _plot_by_agent(report: "ThompsonReport", path: Path) -> Path:
     plt = _pyplot()
     summary = report.summary()
@@ -114,7 +122,7 @@ def _plot_by_agent(report: "ThompsonReport", path: Path) -> Path:
             values = 100 * np.asarray(summary["agents"][name][metric]["runs"]["values"])
             jitter = rng.uniform(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(len(values))
             ax.scatter(x[j] + jitter, values, color="black", s=14, zorder=3, label="run posterior mean" if j == 0 else None)
-        ax.set_xticks(x, names, rotation=20 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+        ax.set_xticks(x, _agent_labels(report), rotation=20 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
         ax.set_title(title)
         ax.set_ylim(0, max(5.0, float(hi.max()) * 1.15 if len(hi) else 100.0))
         ax.grid(axis="y", alpha=0.3)
@@ -177,7 +185,7 @@ def _plot_p_best(report: "ThompsonReport", path: Path) -> Path:
     for j, name in enumerate(names):
         per_run = summary["agents"][name][metric]["p_best_per_run"]
         ax.scatter([x[j]] * len(per_run), per_run, color="black", s=14, zorder=3, label="per run" if j == 0 else None)
-    ax.set_xticks(x, names)
+    ax.set_xticks(x, _agent_labels(report))
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(f"P(best {metric})")
     ax.legend(fontsize=8)

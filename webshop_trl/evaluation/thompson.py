@@ -56,8 +56,14 @@ re-import the calling script, so a script that calls `run_thompson` with workers
 Report (`ThompsonReport`): per agent, pulls; the pooled posterior (prior + the data of all runs)
 of success and score, its mean and equal-tailed ``credible_level`` interval; the spread across
 runs of each run's posterior mean (mean, std, min, max); the probability that the agent is the
-best, by Monte Carlo from the posteriors (``p_best_samples`` joint draws), per run and pooled. The
-JSON holds the config, the agents, and for every run the per-round history of the posterior
+best, by Monte Carlo from the posteriors (``p_best_samples`` joint draws), per run and pooled;
+the observed counts beside them (successes / pulls, mean reward), since a posterior mean is pulled
+towards the prior and is not an observed rate. The "most likely best" agent (``best``) is the one
+with the largest P(best) *among the agents with pulls*: an agent never pulled keeps its prior,
+which can carry a large P(best) without saying anything about the agent. For every pair of agents
+with pulls, P(A > B) from the pooled posteriors; a pair is *settled* when P(A > B) or P(B > A)
+reaches ``credible_level``, and the table says so, or says plainly that no difference is settled.
+The JSON holds the config, the agents, and for every run the per-round history of the posterior
 parameters and pulls and every episode (round, agent, goal, reward), which is all the plots need.
 Everything is deterministic given the seed.
 """
@@ -709,9 +715,15 @@ class ThompsonReport:
         return self.config.prior_alpha + hits, self.config.prior_beta + pulls - hits
 
     def summary(self) -> dict[str, Any]:
-        """Per agent: pulls, and for 'success' and 'score' the pooled posterior (alpha, beta, mean,
-        credible interval), the observed rate, the spread across runs of each run's posterior
-        mean, and P(best) pooled and per run. Means are fractions in [0, 1]."""
+        """Per agent: pulls, observed successes, and for 'success' and 'score' the pooled posterior
+        (alpha, beta, mean, credible interval), the observed rate, the spread across runs of each
+        run's posterior mean, and P(best) pooled and per run. Means are fractions in [0, 1].
+
+        Also: ``best`` (largest P(best) by the objective among agents with pulls; None only if no
+        agent was pulled), ``no_pulls`` (agents never pulled: their posterior is the prior),
+        ``pairwise`` (per metric, P(A > B) for every pair of agents, A listed first) and
+        ``settled`` / ``settled_statement`` (the pairs of agents with pulls whose P(A > B) or
+        P(B > A) reaches ``credible_level`` on the objective, and a sentence saying so)."""
         if self._summary is not None:
             return self._summary
         cfg = self.config
@@ -734,6 +746,7 @@ class ThompsonReport:
             entry: dict[str, Any] = {
                 "spec": self.agents[j].describe(),
                 "pulls": int(total_pulls[j]),
+                "successes": int(round(float(per_metric["success"]["data"][j]))),
                 "pulls_share": float(total_pulls[j] / max(total_pulls.sum(), 1)),
                 "pulls_per_run": pulls_per_run[:, j].tolist(),
             }
@@ -748,10 +761,42 @@ class ThompsonReport:
                     "p_best_per_run": [rb[j] for rb in d["run_best"]],
                 }
             out["agents"][name] = entry
-        best = max(self.names, key=lambda n: out["agents"][n][cfg.objective]["p_best"])
-        out["best"] = best
+        pulled = [n for n in self.names if out["agents"][n]["pulls"] > 0]
+        out["no_pulls"] = [n for n in self.names if n not in pulled]
+        out["best"] = max(pulled, key=lambda n: out["agents"][n][cfg.objective]["p_best"]) if pulled else None
+        out["pairwise"] = {
+            metric: self._pairwise(metric, np.random.default_rng([cfg.seed, 1_000_004, m])) for m, metric in enumerate(OBJECTIVES)
+        }
+        out["settled"] = [
+            p for p in out["pairwise"][cfg.objective]
+            if p["a"] in pulled and p["b"] in pulled and max(p["p_a_greater"], 1 - p["p_a_greater"]) >= cfg.credible_level
+        ]
+        out["settled_statement"] = self._settled_statement(out, pulled)
         self._summary = out
         return out
+
+    def _pairwise(self, metric: str, rng: np.random.Generator) -> list[dict[str, Any]]:
+        """P(A > B) for every pair (A listed first) from joint draws of the pooled posteriors."""
+        alpha, beta = self.posterior(metric)
+        draws = rng.beta(alpha, beta, size=(self.config.p_best_samples, len(alpha)))
+        return [
+            {"a": a, "b": b, "p_a_greater": float(np.mean(draws[:, i] > draws[:, j]))}
+            for i, a in enumerate(self.names) for j, b in enumerate(self.names) if i < j
+        ]
+
+    def _settled_statement(self, out: dict[str, Any], pulled: Sequence[str]) -> str:
+        cfg = self.config
+        level = f"{100 * cfg.credible_level:g} %"
+        metric = cfg.objective
+        if len(pulled) < 2:
+            return f"fewer than two agents have pulls: no difference between agents can be settled at {level}"
+        if not out["settled"]:
+            return f"no difference between agents is settled at {level} (no pair with P(A > B) >= {cfg.credible_level:g} on {metric})"
+        parts = []
+        for p in out["settled"]:
+            win, lose, prob = (p["a"], p["b"], p["p_a_greater"]) if p["p_a_greater"] >= 0.5 else (p["b"], p["a"], 1 - p["p_a_greater"])
+            parts.append(f"{win} > {lose} (P = {prob:.3f})")
+        return f"settled at {level} on {metric}: " + "; ".join(parts) + "; every other pair is not settled"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -786,36 +831,54 @@ class ThompsonReport:
         return cls.from_dict(data)
 
     def table_markdown(self) -> str:
-        """One row per agent: pulls, success and score (pooled posterior mean [credible interval],
-        in %), each run's posterior mean across runs (mean ± std [min, max]), P(best)."""
+        """One row per agent: pulls; observed successes / pulls and observed score beside the pooled
+        posterior mean [credible interval] of each (in %); each run's posterior mean across runs
+        (mean ± std [min, max]); P(best). An agent with no pulls is marked "no pulls". Below the
+        table: the most likely best agent among those with pulls, and which differences are settled."""
         s = self.summary()
         cfg = self.config
         level = f"{100 * cfg.credible_level:g}%"
         head = (
-            f"| agent | pulls | success % [{level} CI] | score [{level} CI] | success % across runs | "
-            f"score across runs | P(best {cfg.objective}) pooled | P(best) per run |"
+            f"| agent | pulls | observed successes / pulls | success %: posterior mean [{level} CrI] | observed score | "
+            f"score: posterior mean [{level} CrI] | success % across runs | score across runs | "
+            f"P(best {cfg.objective}) pooled | P(best) per run |"
         )
-        rows = [head, "|" + "---|" * 8]
+        rows = [head, "|" + "---|" * 10]
         for name in self.names:
             e = s["agents"][name]
+            no_pulls = e["pulls"] == 0
 
             def cell(metric: str) -> str:
                 d = e[metric]
-                return f"{100 * d['mean']:.1f} [{100 * d['ci'][0]:.1f}, {100 * d['ci'][1]:.1f}]"
+                text = f"{100 * d['mean']:.1f} [{100 * d['ci'][0]:.1f}, {100 * d['ci'][1]:.1f}]"
+                return text + " (prior only)" if no_pulls else text
 
             def spread(metric: str) -> str:
                 r = e[metric]["runs"]
                 return f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f} [{100 * r['min']:.1f}, {100 * r['max']:.1f}]"
 
+            observed_success = "no pulls" if no_pulls else f"{e['successes']} / {e['pulls']} ({100 * e['success']['observed']:.1f}%)"
+            observed_score = "no pulls" if no_pulls else f"{100 * e['score']['observed']:.1f}"
             per_run = ", ".join(f"{p:.2f}" for p in e[cfg.objective]["p_best_per_run"])
+            p_best_cell = f"{e[cfg.objective]['p_best']:.3f}" + (" (no pulls)" if no_pulls else "")
             rows.append(
-                f"| {name} | {e['pulls']} ({100 * e['pulls_share']:.0f}%) | {cell('success')} | {cell('score')} | "
-                f"{spread('success')} | {spread('score')} | {e[cfg.objective]['p_best']:.3f} | {per_run} |"
+                f"| {name} | {e['pulls']} ({100 * e['pulls_share']:.0f}%) | {observed_success} | {cell('success')} | "
+                f"{observed_score} | {cell('score')} | {spread('success')} | {spread('score')} | {p_best_cell} | {per_run} |"
             )
+        best = s["best"]
+        best_line = (
+            f"Most likely best (largest P(best {cfg.objective}) among agents with pulls): {best} "
+            f"(P = {s['agents'][best][cfg.objective]['p_best']:.3f})." if best is not None else "No agent has pulls."
+        )
+        if s["no_pulls"]:
+            best_line += f" Never pulled, so not ranked: {', '.join(s['no_pulls'])}."
         caption = (
             f"\n{cfg.num_runs} runs x {cfg.rollouts_per_run} rollouts ({cfg.rollouts_per_round} per round), "
             f"{cfg.split} split ({cfg.split_mode}), arms picked by {cfg.objective}, prior Beta({cfg.prior_alpha:g}, {cfg.prior_beta:g}), "
-            f"seed {cfg.seed}. Score = 100 x mean reward."
+            f"seed {cfg.seed}. Score = 100 x mean reward. Observed = the episodes' own figures; posterior mean = "
+            f"(alpha0 + successes) / (alpha0 + beta0 + pulls) (for score: the sum of rewards in place of successes), "
+            f"pulled towards the prior, with its {level} credible interval (CrI).\n\n"
+            f"{best_line} {s['settled_statement'][0].upper()}{s['settled_statement'][1:]}."
         )
         return "\n".join(rows) + "\n" + caption + "\n"
 
