@@ -27,7 +27,8 @@ interval excludes 0).
 Every evaluation (agent, seed checkpoint, view) is cached as per-episode JSON in
 OUTPUT/evaluations/ (default OUTPUT: outputs/compare/NAME, NAME from --name, default "default"),
 keyed by a hash of the spec, the checkpoint files' sizes and mtimes, the view and its goals and the
-environment settings, so rerunning with one more agent evaluates only the new one. OUTPUT gets
+environment settings, so rerunning with one more agent evaluates only the new one (the key does
+not see code: after changing agent or environment code, delete OUTPUT/evaluations). OUTPUT gets
 comparison.json (everything) and comparison.md (the tables, also printed).
 """
 

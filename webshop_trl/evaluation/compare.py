@@ -27,7 +27,8 @@ Cache: every (agent, seed checkpoint, view) evaluation is saved as per-episode J
 name), the checkpoint's files (name, size and mtime of config, weights and tokenizer files), the
 view and its goals (indices and texts), the environment settings, the number of parallel envs and
 the agent's sampling seed. A rerun with one more agent evaluates only that agent; a retrained
-checkpoint is evaluated again. A cached file that cannot be read or does not match its key stops
+checkpoint is evaluated again. The key does not see code: after changing an agent's or the
+environment's code, delete ``evaluations/`` (or use another output folder). A cached file that cannot be read or does not match its key stops
 the comparison with a `CompareError` naming it (delete it to evaluate again).
 
 Seeds: a sampling agent's seed is derived from (``seed``, its spec without name and checkpoint,
