@@ -7,6 +7,7 @@ loads with ``AutoConfig.from_pretrained`` / ``AutoModel.from_pretrained``.
 from transformers import AutoConfig, AutoModel
 
 from webshop_trl.policy.configuration_action_scorer import MINILM_L6_ENCODER_CONFIG, ActionScorerConfig
+from webshop_trl.policy.encoding_cache import CacheStats, EncodingCache
 from webshop_trl.policy.hub import DEFAULT_ENCODER, resolve_encoder_name_or_path
 from webshop_trl.policy.modeling_action_scorer import (
     ActionObservationAttention,
@@ -34,7 +35,9 @@ __all__ = [
     "ActionScorerPreTrainedModel",
     "ActionScoringProcessor",
     "ActOutput",
+    "CacheStats",
     "DEFAULT_ENCODER",
+    "EncodingCache",
     "IGNORE_INDEX",
     "MINILM_L6_ENCODER_CONFIG",
     "WEBSHOP_SPECIAL_TOKENS",

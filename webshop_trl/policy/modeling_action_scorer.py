@@ -36,6 +36,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from webshop_trl.policy.configuration_action_scorer import ActionScorerConfig
+from webshop_trl.policy.encoding_cache import EncodingCache, pad_states
 from webshop_trl.policy.hub import resolve_encoder_name_or_path
 from webshop_trl.policy.processing_action_scorer import IGNORE_INDEX, ActionScoringProcessor
 
@@ -181,6 +182,8 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
         # gradient checkpointing is delegated to the encoder, so it is supported iff the encoder does it
         self.supports_gradient_checkpointing = bool(getattr(self.text_encoder, "supports_gradient_checkpointing", False))
         self.processor: ActionScoringProcessor | None = None
+        # reuse of encoder states across score/act calls at inference (enable_encoding_cache)
+        self.encoding_cache: EncodingCache | None = None
         self.post_init()
         # TRL's trainers read generation_config (pad_token_id, ...) even for non-generative models.
         self.generation_config = GenerationConfig(pad_token_id=getattr(enc_cfg, "pad_token_id", None))
@@ -357,6 +360,37 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
         finally:
             enc_cfg._attn_implementation = previous
 
+    def quantized_int8(self, modules: str = "encoder") -> "ActionScorerModel":
+        """A copy for CPU inference with int8 dynamic quantisation (``torch.ao.quantization.
+        quantize_dynamic``) of the ``nn.Linear`` layers of the encoder (``modules="encoder"``) or of
+        the whole model (``"all"``): weights int8 per tensor, activations quantised per call. The
+        copy shares the processor, has no encoding cache of its own, is in eval mode and cannot
+        be trained; this model is unchanged. See the policy README for its speed and how far its
+        log-probs move from fp32."""
+        if modules not in ("encoder", "all"):
+            raise ValueError(f"modules must be 'encoder' or 'all', got {modules!r}")
+        import warnings
+
+        processor, cache = self.processor, self.encoding_cache
+        self.processor, self.encoding_cache = None, None
+        try:
+            copy_ = copy.deepcopy(self)
+        finally:
+            self.processor, self.encoding_cache = processor, cache
+        copy_.processor = processor
+        copy_.eval()
+        for p in copy_.parameters():
+            p.requires_grad_(False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao's deprecation notice (it points to torchao)
+            from torch.ao.quantization import quantize_dynamic
+
+            if modules == "encoder":
+                copy_.text_encoder = quantize_dynamic(copy_.text_encoder, {nn.Linear}, dtype=torch.qint8, inplace=True)
+            else:
+                copy_ = quantize_dynamic(copy_, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        return copy_
+
     def freeze_encoder_layers(self, num_layers: int, embeddings: bool = True) -> int:
         """Stop training the embeddings (if ``embeddings``) and the first ``num_layers`` encoder
         layers; returns the number of frozen parameters.
@@ -431,10 +465,12 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
             action_attention_mask = torch.ones_like(action_input_ids)
         obs_states = self._encode(input_ids, attention_mask, token_type_ids, use_bf16)  # [B, Lo, H]
         act_states = self._encode(action_input_ids, action_attention_mask, None, use_bf16)  # [U, La, H]
+        return self._head(obs_states, attention_mask, act_states, action_attention_mask, num_candidates, action_index, return_values)
 
-        B = input_ids.shape[0]
+    def _head(self, obs_states, attention_mask, act_states, action_attention_mask, num_candidates, action_index, return_values):
+        """Everything after the encoder: the interaction head, the logits and the value head."""
         k_max = int(num_candidates.max())
-        slots = torch.arange(k_max, device=input_ids.device)
+        slots = torch.arange(k_max, device=attention_mask.device)
         candidate_mask = slots[None, :] < num_candidates[:, None]  # [B, Kmax]
         offsets = torch.cumsum(num_candidates, 0) - num_candidates  # first candidate of each page
         flat_pos = (offsets[:, None] + slots[None, :]).masked_fill(~candidate_mask, 0)  # [B, Kmax] -> candidate n
@@ -462,6 +498,75 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
             logits=logits, log_probs=log_probs, candidate_mask=candidate_mask, flat_log_probs=flat_log_probs, state_values=values
         )
 
+    # ------------------------------------------------------------------ encoding cache
+    def enable_encoding_cache(self, cache: EncodingCache | None = None, **limits: Any) -> EncodingCache:
+        """Let `score` and `act` reuse encoder states of recurring actions and pages (in eval
+        mode, without grad; training never uses it). ``limits`` go to `EncodingCache` (entry and
+        byte bounds). Returns the cache; a cache already enabled is kept unless one is passed."""
+        if cache is None:
+            cache = self.encoding_cache if self.encoding_cache is not None and not limits else EncodingCache(**limits)
+        self.encoding_cache = cache
+        return cache
+
+    def disable_encoding_cache(self) -> None:
+        """Stop using (and drop) the encoding cache."""
+        self.encoding_cache = None
+
+    def clear_encoding_cache(self) -> None:
+        """Drop the cached encodings (needed only after weight writes that bypass the checks
+        described in `webshop_trl.policy.encoding_cache`, e.g. through ``p.data``)."""
+        if self.encoding_cache is not None:
+            self.encoding_cache.clear()
+
+    def _resolve_cache(self, cache: EncodingCache | bool | None) -> EncodingCache | None:
+        """The cache a score/act call uses: ``cache`` if one is given, the model's own if None,
+        none if False, and none (counted as bypassed) in train mode or with grad enabled."""
+        if cache is False:
+            return None
+        if cache is None or cache is True:
+            cache = self.encoding_cache
+            if cache is None:
+                return None
+        if not isinstance(cache, EncodingCache):
+            raise TypeError(f"cache must be an EncodingCache, True, False or None, got {type(cache).__name__}")
+        if self.training or self.text_encoder.training or torch.is_grad_enabled():
+            cache.note_bypass()
+            return None
+        return cache
+
+    def _forward_cached(self, cache: EncodingCache, input_ids, attention_mask, token_type_ids, action_input_ids,
+                        action_attention_mask, num_candidates, action_index, page_index=None, bf16=None,
+                        return_values=None) -> ActionScorerOutput:
+        """`forward` (inference only) with encoder states taken from / put into ``cache``."""
+        use_bf16 = self.config.bf16 if bf16 is None else bf16
+        num_candidates, action_index = self._check_inputs(
+            input_ids, attention_mask, action_input_ids, action_attention_mask, num_candidates, action_index, page_index, None
+        )
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if action_attention_mask is None:
+            action_attention_mask = torch.ones_like(action_input_ids)
+        cache.sync(self)
+        # what else changes the encoder's output for the same ids: autocast and the attention kernels
+        context = (bool(use_bf16), self.text_encoder.config._attn_implementation, self.config.bf16_attn_implementation)
+
+        def encode(ids, mask, types):
+            return self._encode(ids, mask, types, use_bf16)
+
+        with _autocast(input_ids.device, use_bf16):
+            hidden = int(self.config.text_encoder.hidden_size)
+            obs = cache.encode("observations", input_ids, attention_mask, token_type_ids, encode, context, hidden)
+            acts = cache.encode("actions", action_input_ids, action_attention_mask, None, encode, context, hidden)
+            obs_states = pad_states(obs, input_ids.shape[1])
+            act_states = pad_states(acts, action_input_ids.shape[1])
+            return self._head(obs_states, attention_mask, act_states, action_attention_mask, num_candidates,
+                              action_index, return_values)
+
+    def _run(self, batch: dict[str, torch.Tensor], bf16, return_values, cache: EncodingCache | None) -> ActionScorerOutput:
+        if cache is None:
+            return self(**batch, bf16=bf16, return_values=return_values)
+        return self._forward_cached(cache, **batch, bf16=bf16, return_values=return_values)
+
     # ------------------------------------------------------------------ convenience API
     def _require_processor(self, processor: ActionScoringProcessor | None) -> ActionScoringProcessor:
         processor = processor or self.processor
@@ -483,13 +588,19 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
         bf16: bool | None = None,
         batch_size: int | None = None,
         return_values: bool = False,
+        cache: EncodingCache | bool | None = None,
     ) -> list[torch.Tensor] | tuple[list[torch.Tensor], torch.Tensor]:
         """log pi(a|s) for each candidate of each page: a list of 1-D float tensors (on CPU), one
         per page, in the given candidate order. With ``return_values=True`` also V(s) as a [B]
         tensor. ``batch_size`` pages are scored per forward pass (default: all at once); with
         chunks, pages of similar length go together (less padding), results keep the input order.
-        Uses the model's current mode: call ``model.eval()`` for deterministic scores."""
+        Uses the model's current mode: call ``model.eval()`` for deterministic scores.
+
+        ``cache``: an `EncodingCache` to reuse encoder states of actions and pages seen before
+        (None: the model's own, if `enable_encoding_cache` was called; False: none). Used in eval
+        mode only; scores equal the uncached ones up to float rounding (see `encoding_cache`)."""
         processor = self._require_processor(processor)
+        cache = self._resolve_cache(cache)
         processor._validate(observations, candidates, instructions, None)
         n = len(observations)
         step = n if batch_size is None else batch_size
@@ -508,7 +619,7 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
                 [instructions[i] for i in idx] if instructions is not None else None,
             )
             batch = {k: v.to(self.device) for k, v in batch.items()}
-            out = self(**batch, bf16=bf16, return_values=return_values)
+            out = self._run(batch, bf16, return_values, cache)
             lp = out.log_probs.float().cpu()
             for row, (i, k) in enumerate(zip(idx, batch["num_candidates"].tolist())):
                 per_page[i] = lp[row, :k].clone()
@@ -531,17 +642,19 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
         processor: ActionScoringProcessor | None = None,
         bf16: bool | None = None,
         return_values: bool = False,
+        cache: EncodingCache | bool | None = None,
     ) -> ActOutput:
         """Choose one candidate per page: the argmax (``greedy=True``) or a sample from
         softmax(logits / temperature). ``log_probs`` are log pi(chosen|s) of the untempered policy
-        (what a PPO ratio needs at temperature 1)."""
+        (what a PPO ratio needs at temperature 1). ``cache`` as in `score`."""
         if not greedy and not temperature > 0:
             raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
         processor = self._require_processor(processor)
+        cache = self._resolve_cache(cache)
         processor._validate(observations, candidates, instructions, None)
         batch = processor(observations, candidates, instructions)
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        out = self(**batch, bf16=bf16, return_values=return_values)
+        out = self._run(batch, bf16, return_values, cache)
         log_probs = out.log_probs.float()
         if greedy:
             chosen = log_probs.argmax(dim=-1)
