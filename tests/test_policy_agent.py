@@ -145,6 +145,66 @@ def test_sampling_is_seeded_and_independent_of_batching(checkpoint, config):
     assert greedy.greedy and "greedy" in greedy.name
 
 
+def test_encoding_cache_is_on_by_default_and_keeps_every_decision(checkpoint, config):
+    cached = PolicyAgent(checkpoint, temperature=1.0, seed=7)
+    plain = PolicyAgent(checkpoint, temperature=1.0, seed=7, encoding_cache=False)
+    assert cached.model.encoding_cache is cached.encoding_cache and plain.cache_stats is None
+    _, a = run(cached, config, GOALS, num_envs=3)
+    _, b = run(plain, config, GOALS, num_envs=3)
+    assert a.log == b.log
+    stats = cached.cache_stats
+    assert stats["actions"]["hits"] > stats["actions"]["misses"] > 0 and stats["observations"]["misses"] > 0
+    assert plain.model.encoding_cache is None  # encoding_cache=False leaves the model alone
+    # agents sharing a model share its cache (Thompson sampling builds one agent per run)
+    other = PolicyAgent(model=cached.model, greedy=True)
+    assert other.encoding_cache is cached.encoding_cache
+
+
+def test_a_rollout_after_training_uses_the_new_weights(checkpoint, config):
+    agent = PolicyAgent(checkpoint, greedy=True)
+    env = WebShopEnv(config)
+    obs, info = env.reset(options={"goal_index": 1500})
+    obs, _, _, _, info = env.step(f"search[{info['instruction'].lower()}]")
+    clicks = [a for a in info["available_actions"] if a.startswith("click[")]
+    agent.decide([obs], [info])
+    model = agent.model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.05, fused=True)
+    model.train()
+    for _ in range(3):  # teach it the last click of the page
+        model(**model.processor([obs], [clicks], labels=[len(clicks) - 1])).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    (d,) = agent.decide([obs], [info])
+    fresh = model.score([obs], [clicks], cache=False)[0]
+    assert d.index == int(fresh.argmax()) and d.log_prob == pytest.approx(float(fresh.max()), abs=1e-5)
+    assert agent.cache_stats["invalidations"] == 1
+
+
+@pytest.mark.parametrize("inference", ["bf16", "int8"])
+def test_inference_modes_run_and_keep_a_greedy_choice_close_to_fp32(checkpoint, config, inference):
+    fast = PolicyAgent(checkpoint, greedy=True, inference=inference)
+    base = PolicyAgent(checkpoint, greedy=True)
+    assert fast.name.endswith(f"-{inference}") and not base.name.endswith("fp32")
+    env = WebShopEnv(config)
+    obs, info = env.reset(options={"goal_index": 1500})
+    obs, _, _, _, info = env.step(f"search[{info['instruction'].lower()}]")
+    (d,) = fast.decide([obs], [info])
+    (ref,) = base.decide([obs], [info])
+    assert d.kind == "choice" and d.candidates == ref.candidates
+    scorer = fast.scorer()
+    if inference == "int8":
+        assert scorer is not fast.model and fast.scorer() is scorer  # made once ...
+        assert any("quantized" in type(m).__module__ for m in scorer.modules())
+        with torch.no_grad():
+            fast.model.score_out.bias.add_(1.0)
+        assert fast.scorer() is not scorer  # ... and remade when the weights change
+    else:
+        assert scorer is fast.model and fast.bf16 is True
+    # the tiny random policy's log-probs are within a few hundredths of each other, so only closeness is asked
+    assert d.log_prob == pytest.approx(float(base.model.score([obs], [d.candidates])[0][d.index]), abs=0.1)
+
+
 def test_search_pages_and_pages_without_clicks(checkpoint):
     agent = PolicyAgent(checkpoint, greedy=True)
     infos = [
@@ -189,6 +249,12 @@ def test_bad_settings_and_checkpoints(checkpoint, tmp_path):
         PolicyAgent(checkpoint, temperature=-1)
     with pytest.raises(SearchPolicyError, match="unknown query source"):
         PolicyAgent(checkpoint, query_source="bing")
+    with pytest.raises(ValueError, match="inference must be one of"):
+        PolicyAgent(checkpoint, inference="fp16")
+    with pytest.raises(ValueError, match="contradicts"):
+        PolicyAgent(checkpoint, inference="int8", bf16=True)
+    with pytest.raises(TypeError, match="encoding_cache"):
+        PolicyAgent(checkpoint, encoding_cache="yes")
     with pytest.raises(SearchPolicyError, match="needs a model path"):
         PolicyAgent(checkpoint, query_source="seq2seq")
     with pytest.raises(SearchPolicyError, match="not a folder"):

@@ -29,6 +29,20 @@ the same time share the draws of the later attempt.)
 ``max_candidates`` optionally applies WebShop's wrapper cap at test time: pages with more click
 actions keep the first 6 plus 10 drawn with the decision's seed. Off by default (every
 candidate is scored).
+
+Work that is not redone (``encoding_cache``, on by default): the encoder states of action strings
+and pages already seen are reused across steps and episodes (`webshop_trl.policy.encoding_cache`):
+"click[next >]", "click[buy now]", option values and recurring ASINs are encoded once, not at
+every step. On by default because it cannot change a decision beyond float rounding: it is used
+only in eval mode without grad, it is dropped whenever the model's weights change (so a loop that
+trains between rollouts never scores with stale states), and log-probs equal the uncached ones to
+~1e-6 (tested on real pages). Its memory is bounded (64 MiB of actions, 128 MiB of pages per
+model by default). The cache belongs to the model (``model.encoding_cache``), so agents sharing
+a model share it; ``encoding_cache=False`` turns it off for this agent.
+
+``inference`` picks the arithmetic: ``"fp32"`` (default), ``"bf16"`` (autocast; fast on CPUs with
+AVX512-BF16/AMX) or ``"int8"`` (a dynamically quantised copy of the model, remade when the
+model's weights change). The policy README has their speed and how often they keep fp32's choice.
 """
 
 from __future__ import annotations
@@ -48,6 +62,8 @@ from webshop_trl.datasets.decision_steps import KEEP_FIRST, KEEP_RANDOM
 from webshop_trl.errors import WebShopTrlError
 
 SEARCH_PLACEHOLDER = "search[<query>]"
+# how PolicyAgent computes scores: plain fp32, bfloat16 autocast, or an int8 dynamically quantised copy
+INFERENCE_MODES = ("fp32", "bf16", "int8")
 
 
 class PolicyCheckpointError(WebShopTrlError):
@@ -114,6 +130,11 @@ class PolicyAgent:
         batch_size: pages per forward pass (default: all pages of a step in one).
         max_candidates: WebShop's test-time cap (first 6 + 10 drawn) above this many clicks.
         data_dir: folder with goal_query_map.json (human source).
+        bf16: bfloat16 autocast (None: the model config's ``bf16``); ``inference="bf16"`` is the same.
+        inference: ``"fp32"``, ``"bf16"`` or ``"int8"`` (see the module docstring); default: bf16
+            if ``bf16`` is true, else fp32.
+        encoding_cache: reuse encoder states across steps and episodes (True: the model's cache,
+            enabled with the default bounds if it has none; False: off; or an `EncodingCache`).
         name: the name reports use (default: built from the checkpoint and settings).
     """
 
@@ -133,6 +154,8 @@ class PolicyAgent:
         max_candidates: int | None = None,
         data_dir: str | os.PathLike | None = None,
         bf16: bool | None = None,
+        inference: str | None = None,
+        encoding_cache: bool | Any = True,
         name: str | None = None,
     ):
         if (checkpoint is None) == (model is None):
@@ -146,6 +169,17 @@ class PolicyAgent:
             raise ValueError(f"max_candidates must be >= {KEEP_FIRST + KEEP_RANDOM} (the cap keeps {KEEP_FIRST} + {KEEP_RANDOM}), got {max_candidates}")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if inference is None:
+            inference = "bf16" if bf16 else "fp32"
+        if inference not in INFERENCE_MODES:
+            raise ValueError(f"inference must be one of {', '.join(INFERENCE_MODES)}, got {inference!r}")
+        if (inference == "bf16" and bf16 is False) or (inference != "bf16" and bf16):
+            raise ValueError(f"bf16={bf16} contradicts inference={inference!r}")
+        if not isinstance(encoding_cache, bool):
+            from webshop_trl.policy.encoding_cache import EncodingCache
+
+            if not isinstance(encoding_cache, EncodingCache):
+                raise TypeError(f"encoding_cache must be True, False or an EncodingCache, got {type(encoding_cache).__name__}")
         if model is None:
             model = load_policy(checkpoint, device)
         else:
@@ -162,7 +196,13 @@ class PolicyAgent:
         self.seed = int(seed)
         self.batch_size = batch_size
         self.max_candidates = max_candidates
-        self.bf16 = bf16
+        self.inference = inference
+        self.bf16 = True if inference == "bf16" else (False if inference == "int8" else bf16)
+        if encoding_cache is True:
+            existing = getattr(model, "encoding_cache", None)
+            encoding_cache = existing if existing is not None else model.enable_encoding_cache()
+        self.encoding_cache = encoding_cache  # an EncodingCache, or False
+        self._int8: tuple[Any, Any] | None = None  # (fingerprint of self.model, its int8 copy)
         self.name = name or self._default_name()
         self.stats = {"act_calls": 0, "score_calls": 0, "pages_scored": 0, "searches": 0, "fallbacks": 0, "capped_pages": 0}
         self._attempts: dict[Any, int] = {}
@@ -171,7 +211,8 @@ class PolicyAgent:
         base = Path(self.checkpoint).name if self.checkpoint else "model"
         mode = "greedy" if self.greedy else f"t{self.temperature:g}"
         search = self.search.name.replace(":", "-").replace("/", "-")
-        return f"policy-{base}-{mode}-{search}"
+        precision = "" if self.inference == "fp32" else f"-{self.inference}"
+        return f"policy-{base}-{mode}-{search}{precision}"
 
     def reset(self, seed: int | None = None) -> None:
         """Forget the episode counts (and optionally change the seed): the next run draws as a fresh agent."""
@@ -239,8 +280,44 @@ class PolicyAgent:
         for i, q in zip(pages, queries):
             decisions[i] = Decision(f"search[{q}]", "search", query=q)
 
+    def scorer(self) -> Any:
+        """The model that scores pages: ``self.model``, or for ``inference="int8"`` its int8 copy,
+        remade when the model's weights have changed since it was made."""
+        if self.inference != "int8":
+            return self.model
+        from webshop_trl.policy.encoding_cache import EncodingCache, model_fingerprint
+
+        fingerprint = model_fingerprint(self.model)
+        if self._int8 is None or self._int8[0] != fingerprint:
+            quantized = self.model.quantized_int8()
+            if self.encoding_cache is not False:
+                cache = self.encoding_cache
+                # the copy gets a cache of the same bounds (states of the fp32 model would not fit it)
+                quantized.enable_encoding_cache(EncodingCache(
+                    max_action_entries=cache.actions.max_entries, max_action_bytes=cache.actions.max_bytes,
+                    max_observation_entries=cache.observations.max_entries, max_observation_bytes=cache.observations.max_bytes,
+                    max_tokens_per_batch=cache.max_tokens_per_batch, call_overhead_tokens=cache.call_overhead_tokens,
+                ))
+            self._int8 = (fingerprint, quantized)
+        return self._int8[1]
+
+    @property
+    def cache_stats(self) -> dict[str, Any] | None:
+        """Hits, misses, evictions, invalidations of the encoding cache in use (None when off)."""
+        if self.encoding_cache is False:
+            return None
+        cache = self.scorer().encoding_cache if self.inference == "int8" else self.encoding_cache
+        return cache.stats.as_dict() if cache is not None else None
+
     def _choose(self, pages: list[int], cands: list[list[str]], observations, keys, decisions) -> None:
-        log_probs = self.model.score([observations[i] for i in pages], cands, bf16=self.bf16, batch_size=self.batch_size)
+        scorer = self.scorer()
+        if self.encoding_cache is False:
+            cache = False
+        else:
+            cache = scorer.encoding_cache if self.inference == "int8" else self.encoding_cache
+        log_probs = scorer.score(
+            [observations[i] for i in pages], cands, bf16=self.bf16, batch_size=self.batch_size, cache=cache
+        )
         self.stats["score_calls"] += 1
         self.stats["pages_scored"] += len(pages)
         for i, page_cands, lp in zip(pages, cands, log_probs):
@@ -254,4 +331,4 @@ class PolicyAgent:
             decisions[i] = Decision(page_cands[j], "choice", candidates=page_cands, index=j, log_prob=float(lp[j]))
 
 
-__all__ = ["PolicyAgent", "PolicyCheckpointError", "Decision", "load_policy", "episode_seed"]
+__all__ = ["PolicyAgent", "PolicyCheckpointError", "Decision", "load_policy", "episode_seed", "INFERENCE_MODES"]
