@@ -80,8 +80,23 @@ def test_stage_commands_carry_the_budget_and_parse(tmp_path):
     assert [th[i + 1].split("=")[0] for i, x in enumerate(th) if x == "--agent"] == ["rule", "il", "dpo-expert", "dpo-self", "ppo"]
     # every command parses with the command's own parser (no unknown or misspelt option)
     parser = build_parser()
-    for name in ("demos-il", "demos-expert", "demos-self", "prefs-expert", "prefs-self", "thompson"):
+    for name in ("demos-il", "demos-expert", "demos-self", "prefs-expert", "prefs-self", "compare", "thompson"):
         parser.parse_args(_args(cmds[name]))
+    # the product split (unseen test products) everywhere, the comparison with the index split and human goals beside it
+    for name in ("demos-il", "demos-expert", "demos-self", "thompson"):
+        args = _args(cmds[name])
+        assert args[args.index("--split-mode") + 1] == "product", name
+    cmp = _args(cmds["compare"])
+    assert [cmp[i + 1] for i, x in enumerate(cmp) if x == "--split-mode"] == ["product", "index"] and "--human" in cmp
+    assert cmp[cmp.index("--max-goals") + 1] == "200" and cmp[cmp.index("--split") + 1] == "test"
+    assert [cmp[i + 1].split("=")[0] for i, x in enumerate(cmp) if x == "--agent"] == ["rule", "il", "dpo-expert", "dpo-self", "ppo"]
+    ppo_cmd = _args(cmds["ppo"])
+    assert ppo_cmd[ppo_cmd.index("--goal_split_mode") + 1] == "product"
+    index = {s.name: _args(s.command(PipelineConfig.from_budget("small", split_mode="index"), L)) for s in STAGES}
+    assert index["demos-il"][index["demos-il"].index("--split-mode") + 1] == "index"
+    assert [index["compare"][i + 1] for i, x in enumerate(index["compare"]) if x == "--split-mode"] == ["index", "product"]
+    with pytest.raises(PipelineConfigError, match="split_mode"):
+        PipelineConfig.from_budget("small", split_mode="goal")
     for module, name in ((il, "il"), (dpo, "dpo-expert"), (ppo, "ppo")):
         script_args, training_args, model_args = module.make_parser().parse_args_and_config(_args(cmds[name]))
         assert training_args.output_dir == str(getattr(L, name.replace("-", "_")))
@@ -101,7 +116,7 @@ def test_stage_commands_carry_the_budget_and_parse(tmp_path):
     paper = {s.name: s.command(PipelineConfig.from_budget("paper"), L) for s in STAGES}
     assert "--max_steps" not in paper["il"] and "--max_steps" not in paper["dpo-expert"] and "--num_updates" not in paper["ppo"]
     assert dependants({"il"}) == set(STAGE_NAMES) - {"demos-il", "demos-expert"}
-    assert dependants({"dpo-self"}) == {"dpo-self", "thompson", "report"}
+    assert dependants({"dpo-self"}) == {"dpo-self", "compare", "thompson", "report"}
 
 
 def test_a_policy_checkpoint_as_base_model_continues_from_it(tiny_checkpoint, tmp_path):
@@ -228,20 +243,27 @@ def test_pipeline_end_to_end_tiny(tiny_checkpoint, webshop_dir, tmp_path, capsys
             "--set", "max_observation_length=96", "--set", "max_action_length=16", "--set", f"data_dir={webshop_dir}"]
     assert main(base) == 0
     printed = capsys.readouterr().out
-    assert "budget 'tiny'" in printed and "[11/11] report: done" in printed and "elapsed" in printed
+    assert "budget 'tiny'" in printed and "[12/12] report: done" in printed and "elapsed" in printed
     L = Layout(out)
     markers = {name: load_marker(L.marker(name)) for name in STAGE_NAMES}
     assert all(markers.values()), [n for n, m in markers.items() if not m]
     assert all((L.logs / f"{name}.log").is_file() for name in STAGE_NAMES)
     report = L.report_md.read_text()
-    for text in ("tiny budget", "## Stages", "## Thompson-sampling evaluation", "P(best", "dpo-expert", "dpo-self", "ppo",
-                 "## Against the paper's claims", "preference pairs", "](thompson/"):
+    for text in ("tiny budget", "## Stages", "## Paired comparison on the same goals", "test goals, product split",
+                 "## Thompson-sampling evaluation", "P(best", "dpo-expert", "dpo-self", "ppo",
+                 "## Against the paper's claims", "Judged on the headline view (product split", "preference pairs", "](thompson/"):
         assert text in report, text
     results = json.loads(L.results_json.read_text())
     assert set(results["thompson"]["summary"]["agents"]) == {"rule", "il", "dpo-expert", "dpo-self", "ppo"}
     assert results["data"]["expert_trajectories"]["trajectories"] == 4 and results["data"]["pairs_expert"]["pairs"] > 0
     assert results["data"]["self_generated"]["trajectories"] >= 1 and results["plots"]
     assert {c["a"] for c in results["comparisons"]} >= {"dpo-expert", "dpo-self"}
+    # each claim's pair on each view and metric: the paired difference in points, its interval and P(better)
+    entry = next(c for c in results["comparisons"] if c["pair"] == "dpo-self against il" and c["headline"] and c["metric"] == "success")
+    assert entry["split"] == "test" and entry["split_mode"] == "product" and entry["goals"] == 3
+    assert entry["ci"][0] <= entry["difference"] <= entry["ci"][1] and 0.0 <= entry["p_better"] <= 1.0
+    assert {c["view"] for c in results["comparisons"]} == {"product", "index", "human"}
+    assert set(results["comparison"]["views"][0]["rows"]) == {"rule", "il", "dpo-expert", "dpo-self", "ppo"}
 
     # a rerun reuses every stage
     run_ids = {name: m["run_id"] for name, m in markers.items()}
@@ -253,7 +275,7 @@ def test_pipeline_end_to_end_tiny(tiny_checkpoint, webshop_dir, tmp_path, capsys
     assert main([*base, "--set", "dpo_steps=1", "--dry-run"]) == 0
     plan = capsys.readouterr().out
     rerun = {line.split()[1] for line in plan.splitlines() if " run (" in line}
-    assert rerun == {"dpo-expert", "dpo-self", "thompson", "report"}
+    assert rerun == {"dpo-expert", "dpo-self", "compare", "thompson", "report"}
     # (the runner's rerun rules themselves are checked on stand-in stages above; a real rerun of
     # the cheapest stage keeps this test short)
     assert main([*base, "--force", "report"]) == 0
@@ -264,5 +286,5 @@ def test_pipeline_end_to_end_tiny(tiny_checkpoint, webshop_dir, tmp_path, capsys
     # a failing stage: a clear error naming it, the command and the log, exit code 2; no marker left
     assert main([*base, "--set", f"data_dir={tmp_path / 'missing'}", "--only", "demos-expert"]) == 2
     err = capsys.readouterr().err
-    assert "webshop-trl pipeline: error: stage 2/11 'demos-expert'" in err and "command: python -m webshop_trl.cli.main demos expert" in err
+    assert "webshop-trl pipeline: error: stage 2/12 'demos-expert'" in err and "command: python -m webshop_trl.cli.main demos expert" in err
     assert "demos-expert.log" in err and load_marker(L.marker("demos-expert")) is None

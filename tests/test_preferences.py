@@ -331,6 +331,24 @@ def test_clear_errors(demos, workdir, policy_dir):
 
 
 # --------------------------------------------------------------------------- saving
+def test_a_saved_dataset_without_eval_pairs_loads_and_trains_without_evaluation(demos, workdir):
+    from types import SimpleNamespace
+
+    from webshop_trl.trainers.dpo_data import load_preference_datasets
+
+    # one goal (or eval_fraction 0) leaves the eval split empty; datasets wrote no shard for it and
+    # load_from_disk then failed with an IndexError (the pipeline's dpo-self on one self-generated trajectory)
+    no_eval = build_preferences(PreferenceBuildConfig([str(demos)], rejection="uniform", eval_fraction=0))
+    out = save_preferences(no_eval, workdir / "no-eval")
+    loaded = load_from_disk(str(out))
+    assert loaded["eval"].num_rows == 0 and loaded["train"].num_rows == no_eval.dataset["train"].num_rows
+    script_args = SimpleNamespace(dataset_name=str(out), dataset_config=None, dataset_revision=None, dataset_train_split="train",
+                                  dataset_test_split="eval", min_reward=None, max_train_samples=None, max_eval_samples=None)
+    training_args = SimpleNamespace(data_seed=None, seed=0)
+    train, eval_ = load_preference_datasets(script_args, training_args)
+    assert len(train) == no_eval.dataset["train"].num_rows and eval_ is None
+
+
 def test_save_card_and_build_info(greedy, workdir, demos):
     out = save_preferences(greedy, workdir / "saved")
     loaded = DatasetDict.load_from_disk(str(out))

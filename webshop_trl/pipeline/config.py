@@ -50,6 +50,12 @@ class PipelineConfig:
     data_dir: str | None = _f(None, "WebShop data folder (default: the fetched data folder)", "all")
     engine: str = _f("lucene", "search engine: lucene (WebShop's) or bm25s (no Java)", "all")
     step_limit: int = _f(100, "environment steps before an episode is cut", "all")
+    split_mode: str = _f(
+        "product",
+        "how goals are split into train and test: product (no product of a test goal is seen in training; the "
+        "headline, unseen products) or index (WebShop's split by goal index: test goals are other option combinations "
+        "of products seen in training)", "all",
+    )
     seed: int = _f(0, "seed of the expert's noise, the self-generated rollouts, the pairs and Thompson sampling", "all")
     # ------------------------------------------------------------------ expert demonstrations
     il_demo_goals: int | None = _f(None, "train goals the noise-free expert demonstrates for IL (None: all 5,410)", "demos-il")
@@ -89,6 +95,12 @@ class PipelineConfig:
     ppo_num_steps: int | None = _f(None, "PPO steps per environment per update (None: the recipe's 8)", "ppo")
     ppo_il_samples: int | None = _f(None, "demonstration pages PPO's IL term draws from (None: all)", "ppo")
     # ------------------------------------------------------------------ evaluation
+    compare_goals: int | None = _f(
+        200, "test goals of each split view the compare stage plays, the first N (None: all; product split 664, index 500)",
+        "compare",
+    )
+    compare_index: bool = _f(True, "compare on the other split mode too (index beside product), as a second view", "compare")
+    compare_human: bool = _f(True, "compare on the 13 human-written goals too (distribution shift)", "compare")
     thompson_runs: int = _f(2, "independent Thompson-sampling runs", "thompson")
     thompson_rollouts: int = _f(100, "rollouts per Thompson-sampling run (shared by all agents)", "thompson")
     thompson_rollouts_per_round: int = _f(8, "rollouts per posterior update", "thompson")
@@ -105,12 +117,14 @@ class PipelineConfig:
             raise PipelineConfigError(f"expert_noise must be off or on, got {self.expert_noise!r}")
         if self.engine not in ("lucene", "bm25s"):
             raise PipelineConfigError(f"engine must be lucene or bm25s, got {self.engine!r}")
+        if self.split_mode not in ("product", "index"):
+            raise PipelineConfigError(f"split_mode must be product or index, got {self.split_mode!r}")
         if self.thompson_split not in ("test", "eval", "train"):
             raise PipelineConfigError(f"thompson_split must be test, eval or train, got {self.thompson_split!r}")
         positive = ("expert_trajectories", "self_trajectories", "thompson_runs", "thompson_rollouts", "thompson_rollouts_per_round",
                     "il_steps", "il_eval_samples", "dpo_steps", "dpo_eval_samples", "ppo_updates", "ppo_num_envs",
                     "ppo_num_steps", "self_max_episodes", "il_demo_goals", "ppo_il_samples",
-                    "max_observation_length", "max_action_length")
+                    "max_observation_length", "max_action_length", "compare_goals")
         for name in positive:
             value = getattr(self, name)
             if value is not None and int(value) < 1:
@@ -226,7 +240,7 @@ BUDGETS: dict[str, Budget] = {
         values={},  # the field defaults are the small budget
         minutes={
             "demos-il": 1.0, "demos-expert": 0.5, "il": 13.0, "demos-self": 11.0, "prefs-expert": 2.0, "prefs-self": 1.0,
-            "dpo-expert": 3.0, "dpo-self": 3.0, "ppo": 4.0, "thompson": 16.0, "report": 0.5,
+            "dpo-expert": 3.0, "dpo-self": 3.0, "ppo": 4.0, "compare": 12.0, "thompson": 16.0, "report": 0.5,
         },
     ),
     "paper": Budget(
@@ -236,13 +250,13 @@ BUDGETS: dict[str, Budget] = {
         "meant for a GPU (--set device=cuda)",
         values=dict(
             expert_trajectories=1200, il_steps=None, il_eval_samples=None, self_max_episodes=None, dpo_steps=None,
-            dpo_eval_samples=None, ppo_updates=None, thompson_runs=4, thompson_rollouts=1000,
+            dpo_eval_samples=None, ppo_updates=None, compare_goals=None, thompson_runs=4, thompson_rollouts=1000,
         ),
         # 2-core CPU figures (a GPU takes a small fraction): IL 500 updates, DPO 3,000 steps (+12,000
         # precomputed pairs), PPO 3,000 updates of ~3 minutes.
         minutes={
             "demos-il": 1.5, "demos-expert": 1.0, "il": 20.0, "demos-self": 3.0, "prefs-expert": 10.0, "prefs-self": 1.5,
-            "dpo-expert": 75.0, "dpo-self": 60.0, "ppo": 9000.0, "thompson": 60.0, "report": 0.5,
+            "dpo-expert": 75.0, "dpo-self": 60.0, "ppo": 9000.0, "compare": 60.0, "thompson": 60.0, "report": 0.5,
         },
     ),
     "tiny": Budget(
@@ -253,11 +267,11 @@ BUDGETS: dict[str, Budget] = {
             il_demo_goals=8, expert_trajectories=4, il_steps=2, il_eval_samples=4, self_trajectories=2,
             self_max_episodes=4, self_threshold=0.0, step_limit=15, dpo_steps=2, dpo_eval_samples=4,
             dpo_freeze_encoder_layers=0, ppo_updates=1, ppo_num_envs=2, ppo_num_steps=2, ppo_il_samples=16,
-            thompson_runs=1, thompson_rollouts=4, thompson_rollouts_per_round=2, thompson_workers=0,
+            compare_goals=3, thompson_runs=1, thompson_rollouts=4, thompson_rollouts_per_round=2, thompson_workers=0,
         ),
         minutes={
             "demos-il": 0.2, "demos-expert": 0.2, "il": 0.3, "demos-self": 0.2, "prefs-expert": 0.2, "prefs-self": 0.2,
-            "dpo-expert": 0.3, "dpo-self": 0.3, "ppo": 0.3, "thompson": 0.3, "report": 0.1,
+            "dpo-expert": 0.3, "dpo-self": 0.3, "ppo": 0.3, "compare": 0.3, "thompson": 0.3, "report": 0.1,
         },
     ),
 }

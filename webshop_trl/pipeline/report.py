@@ -1,14 +1,18 @@
 """The pipeline's report: ``<output>/report.md`` and ``<output>/results.json`` from the stage
-markers and the Thompson-sampling report.
+markers, the paired comparison and the Thompson-sampling report.
 
     python -m webshop_trl.pipeline.report outputs/pipeline
 
 The report states the budget, each stage's wall time against its expected minutes, the data sizes
-(trajectories, self-generation acceptance, preference pairs), the Thompson table (posterior means
-with credible intervals, pulls, P(best)), the plots, and compares the agents the way the paper's
-claims are put (IL vs DPO vs PPO; DPO on self-generated vs expert trajectories). The wording
-follows the numbers: P(A > B) from the success posteriors decides between "ahead", "behind" and
-"not separated"; nothing is concluded in advance.
+(trajectories, self-generation acceptance, preference pairs), the paired comparison of every agent
+on the same test goals (`webshop-trl compare`: the pipeline's split mode first, the other split
+mode and the human-written goals beside it), the Thompson table and its plots, and puts the
+agents the way the paper's claims are put (IL vs DPO vs PPO; DPO on self-generated vs expert
+trajectories). The claims are judged on the headline view's paired differences: a claim of
+"better" holds when the 95 % bootstrap interval of the difference lies above 0, fails when it lies
+below, and is open otherwise; nothing is concluded in advance. ``results.json`` ``comparisons``
+carries, for each claim's pair, view and metric, the difference in points, its interval (``ci``)
+and ``p_better``.
 """
 
 from __future__ import annotations
@@ -72,28 +76,56 @@ def compare(agents: dict[str, Any], a: str, b: str, metric: str = "success", see
             "difference": ea["mean"] - eb["mean"], "p_a_greater": p, "verdict": verdict}
 
 
-def _sentence(c: dict[str, Any], claim: str, kind: str) -> str:
+def paired(view: dict[str, Any], a: str, b: str, metric: str) -> dict[str, Any] | None:
+    """A - B on ``metric`` in one view of a comparison.json (the file stores B' - A' for the pair in
+    agent order; this turns it round when needed): difference in points, ``ci``, ``p_better``."""
+    for pair in view.get("pairs", []):
+        if (pair["a"], pair["b"]) == (b, a):
+            d = pair[metric]
+            return {"difference": d["value"], "ci": list(d["ci"]), "p_better": d["p_better"], "p_tie": d["p_tie"]}
+        if (pair["a"], pair["b"]) == (a, b):
+            d = pair[metric]
+            return {"difference": -d["value"], "ci": [-d["ci"][1], -d["ci"][0]], "p_better": d["p_worse"], "p_tie": d["p_tie"]}
+    return None
+
+
+def claim_comparisons(comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """For every claim of `PAPER_CLAIMS`, view and metric: A - B with its interval and P(A better)."""
+    out = []
+    for view in comparison.get("views", []):
+        for a, b, claim, kind in PAPER_CLAIMS:
+            for metric in ("success", "score"):
+                d = paired(view, a, b, metric)
+                if d is None:
+                    continue
+                lo, hi = d["ci"]
+                verdict = "ahead" if lo > 0 else "behind" if hi < 0 else "not settled"
+                out.append({"a": a, "b": b, "pair": f"{a} against {b}", "claim": claim, "kind": kind,
+                            "view": view["name"], "split": view.get("split"), "split_mode": view.get("split_mode"),
+                            "goal_kind": view.get("goal_kind"), "headline": bool(view.get("headline")),
+                            "goals": view.get("num_goals"), "metric": metric, "difference": d["difference"], "ci": d["ci"],
+                            "p_better": d["p_better"], "p_tie": d["p_tie"], "verdict": verdict})
+    return out
+
+
+def _claim_sentence(c: dict[str, Any], score: dict[str, Any] | None) -> str:
     a, b = LABELS.get(c["a"], c["a"]), LABELS.get(c["b"], c["b"])
-    figures = (f"{a} {_pct(c['mean_a'])} % [{_pct(c['ci_a'][0])}, {_pct(c['ci_a'][1])}] vs {b} {_pct(c['mean_b'])} % "
-               f"[{_pct(c['ci_b'][0])}, {_pct(c['ci_b'][1])}] success, P({c['a']} > {c['b']}) = {c['p_a_greater']:.2f}")
-    v = c["verdict"]
+    lo, hi = c["ci"]
+    figures = f"success {c['difference']:+.1f} points [{lo:+.1f}, {hi:+.1f}], P({c['a']} better) = {c['p_better']:.2f}"
+    if score is not None:
+        figures += f"; score {score['difference']:+.1f} [{score['ci'][0]:+.1f}, {score['ci'][1]:+.1f}]"
+    v, kind = c["verdict"], c["kind"]
     if kind == "better":
-        if v == "ahead":
-            outcome = f"agrees here: {a} is clearly ahead of {b}"
-        elif v == "behind":
-            outcome = f"does not hold here: {a} is clearly behind {b}"
-        else:
-            outcome = (f"is not settled by these rollouts: {a} is {'above' if c['difference'] > 0 else 'below' if c['difference'] < 0 else 'level with'} "
-                       f"{b} but the posteriors overlap")
+        outcome = {"ahead": f"holds here: {a} is ahead of {b}, settled",
+                   "behind": f"does not hold here: {a} is behind {b}, settled",
+                   "not settled": f"is not settled by these goals: the interval of {a} - {b} contains 0"}[v]
     elif kind == "similar":
-        if v == "not separated":
-            outcome = f"is consistent with this run: the two are not separated ({c['difference'] * 100:+.1f} points)"
-        else:
-            outcome = f"does not hold here: {a} is clearly {'ahead of' if v == 'ahead' else 'behind'} {b} ({c['difference'] * 100:+.1f} points)"
+        outcome = (f"is consistent with these goals: the difference is not settled" if v == "not settled" else
+                   f"does not hold here: {a} is {'ahead of' if v == 'ahead' else 'behind'} {b}, settled")
     else:
-        outcome = {"ahead": f"here {a} is clearly ahead of {b}", "behind": f"here {a} is clearly behind {b}",
-                   "not separated": f"here {a} and {b} are not separated"}[v]
-    return f"- *{claim}*: {outcome} ({figures})."
+        outcome = {"ahead": f"here {a} is ahead of {b}, settled", "behind": f"here {a} is behind {b}, settled",
+                   "not settled": f"here {a} and {b} are not separated"}[v]
+    return f"- *{c['claim']}*: {outcome} ({figures})."
 
 
 def _stage_rows(markers: dict[str, dict[str, Any]], expected: dict[str, float]) -> list[str]:
@@ -176,6 +208,7 @@ def build_report(root: str | Path) -> tuple[str, dict[str, Any]]:
     summary = report.summary()
     agents = summary["agents"]
     seed = int(config.get("seed", 0))
+    comparison = _read_json(L.compare / "comparison.json") or {}
 
     lines = [f"# Pipeline report: {budget.get('name', '?')} budget", ""]
     lines += [f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} from `{L.root}`.", ""]
@@ -189,6 +222,15 @@ def build_report(root: str | Path) -> tuple[str, dict[str, Any]]:
     data_rows, data = _data_rows(markers)
     lines += ["## Data and training", ""] + data_rows + [""]
 
+    lines += ["## Paired comparison on the same goals", ""]
+    if comparison:
+        lines += [f"`{comparison.get('command')}`", ""]
+        body = (L.compare / "comparison.md").read_text(encoding="utf-8") if (L.compare / "comparison.md").is_file() else ""
+        body = "\n".join(line[1:] if line.startswith("## ") else line for line in body.splitlines() if not line.startswith("# "))
+        lines += [body.strip(), ""]
+    else:
+        lines += ["(no comparison: the compare stage has not run)", ""]
+
     lines += ["## Thompson-sampling evaluation", ""]
     lines += [report.table_markdown().strip(), ""]
     pngs = sorted(L.thompson.glob("*.png"))
@@ -196,22 +238,28 @@ def build_report(root: str | Path) -> tuple[str, dict[str, Any]]:
         lines += [f"![{png.stem.replace('_', ' ')}]({png.relative_to(L.root).as_posix()})", ""]
 
     lines += ["## Against the paper's claims", ""]
-    lines += [f"Success posteriors pooled over the runs; a difference counts as clear when P(A > B) >= {CLEAR} "
-              f"(or <= {1 - CLEAR:.2f}). The sizes here are the `{budget.get('name', '?')}` budget's, not the paper's, "
-              "so a claim that does not show here is not refuted by it.", ""]
-    comparisons = []
+    comparisons = claim_comparisons(comparison)
+    headline = [c for c in comparisons if c["headline"]]
+    if headline:
+        view = headline[0]
+        lines += [f"Judged on the headline view ({view['view']} split, {view['split']} goals, {view['goals']} goals), greedy "
+                  "agents, paired differences A - B with 95 % bootstrap intervals over goals. A claim holds or fails only "
+                  "when the interval excludes 0. The sizes here are the "
+                  f"`{budget.get('name', '?')}` budget's, not the paper's, so a claim that does not show here is not refuted "
+                  "by it. Every view, metric and pair is in `results.json` (`comparisons`).", ""]
+        for c in headline:
+            if c["metric"] != "success":
+                continue
+            score = next((x for x in headline if x["metric"] == "score" and x["a"] == c["a"] and x["b"] == c["b"]), None)
+            lines.append(_claim_sentence(c, score))
+        lines.append("")
+    else:
+        lines += ["(no paired comparison to judge the claims on)", ""]
+    thompson_comparisons = []
     for a, b, claim, kind in PAPER_CLAIMS:
         c = compare(agents, a, b, seed=seed)
-        if c is None:
-            continue
-        c.update(claim=claim, kind=kind)
-        comparisons.append(c)
-        lines.append(_sentence(c, claim, kind))
-    ranked = sorted(agents, key=lambda n: agents[n]["success"]["mean"], reverse=True)
-    lines += ["", "Order by success posterior mean: " + " > ".join(f"{LABELS.get(n, n)} ({_pct(agents[n]['success']['mean'])} %)"
-                                                                 for n in ranked)
-              + f"; most likely best (P(best {report.config.objective})): {LABELS.get(summary['best'], summary['best'])} "
-              f"({agents[summary['best']][report.config.objective]['p_best']:.2f}).", ""]
+        if c is not None:
+            thompson_comparisons.append({**c, "claim": claim, "kind": kind})
 
     results = {
         "format": "webshop-trl/pipeline-results/v1",
@@ -221,8 +269,10 @@ def build_report(root: str | Path) -> tuple[str, dict[str, Any]]:
         "stages": {name: {"wall_seconds": m.get("wall_seconds"), "expected_minutes": expected.get(name),
                           "finished": m.get("finished"), "summary": m.get("summary")} for name, m in markers.items()},
         "data": data,
-        "thompson": {"config": report.config.to_dict(), "summary": summary, "seconds": report.seconds},
+        "comparison": {k: comparison.get(k) for k in ("command", "method", "config", "views", "seconds")} if comparison else None,
         "comparisons": comparisons,
+        "thompson": {"config": report.config.to_dict(), "summary": summary, "seconds": report.seconds,
+                     "comparisons": thompson_comparisons},
         "plots": [p.relative_to(L.root).as_posix() for p in pngs],
     }
     return "\n".join(lines), results

@@ -56,6 +56,7 @@ class Layout:
     dpo_expert = property(lambda self: self.root / "dpo-expert")
     dpo_self = property(lambda self: self.root / "dpo-self")
     ppo = property(lambda self: self.root / "ppo")
+    compare = property(lambda self: self.root / "compare")
     thompson = property(lambda self: self.root / "thompson")
     report_md = property(lambda self: self.root / "report.md")
     results_json = property(lambda self: self.root / "results.json")
@@ -240,7 +241,7 @@ def _pairs_check(layout: Layout, summary: dict[str, Any]) -> str | None:
 
 # ---------------------------------------------------------------------------- commands
 def cmd_demos_il(c: PipelineConfig, L: Layout) -> list[str]:
-    cmd = _python(*CLI, "demos", "expert", "--split", "train", "--noise", "off", "--seed", str(c.seed),
+    cmd = _python(*CLI, "demos", "expert", "--split", "train", "--split-mode", c.split_mode, "--noise", "off", "--seed", str(c.seed),
                   "--output", str(L.demos_il), "--overwrite", "--quiet", *_env_args(c))
     if c.il_demo_goals is not None:
         cmd += ["--num-goals", str(c.il_demo_goals)]
@@ -248,7 +249,7 @@ def cmd_demos_il(c: PipelineConfig, L: Layout) -> list[str]:
 
 
 def cmd_demos_expert(c: PipelineConfig, L: Layout) -> list[str]:
-    return _python(*CLI, "demos", "expert", "--split", "train", "--noise", c.expert_noise, "--seed", str(c.seed),
+    return _python(*CLI, "demos", "expert", "--split", "train", "--split-mode", c.split_mode, "--noise", c.expert_noise, "--seed", str(c.seed),
                    "--num-goals", str(c.expert_trajectories), "--output", str(L.demos_expert), "--overwrite", "--quiet",
                    *_env_args(c))
 
@@ -277,6 +278,7 @@ DISPLAY_ONLY_FLAGS = ("--progress-lines",)
 def cmd_demos_self(c: PipelineConfig, L: Layout) -> list[str]:
     cmd = _python(*CLI, "demos", "self", "--checkpoint", str(L.il), "--temperature", f"{c.self_temperature:g}",
                   "--num-keep", str(c.self_trajectories), "--threshold", f"{c.self_threshold:g}", "--split", "train",
+                  "--split-mode", c.split_mode,
                   "--seed", str(c.seed), "--output", str(L.demos_self), "--summary-json", str(L.demos_self_summary),
                   "--overwrite", "--quiet", "--progress-lines", "--device", c.device, *_env_args(c))
     if c.self_max_episodes is not None:
@@ -318,7 +320,7 @@ def _cmd_dpo(prefs: Callable[[Layout], Path], out: Callable[[Layout], Path]):
 def cmd_ppo(c: PipelineConfig, L: Layout) -> list[str]:
     cmd = _python("-m", "webshop_trl.scripts.ppo", "--config", str(recipe_path(c.ppo_recipe)),
                   "--model_name_or_path", str(L.il), "--output_dir", str(L.ppo), "--il_dataset_paths", str(L.demos_il),
-                  "--search_engine", c.engine, "--step_limit", str(c.step_limit))
+                  "--search_engine", c.engine, "--step_limit", str(c.step_limit), "--goal_split_mode", c.split_mode)
     if c.ppo_updates is not None:
         cmd += ["--num_updates", str(c.ppo_updates), "--save_steps", "0"]
     if c.ppo_num_envs is not None:
@@ -345,11 +347,38 @@ def cmd_thompson(c: PipelineConfig, L: Layout) -> list[str]:
     for name, attr in AGENTS:
         cmd += ["--agent", f"{name}=policy:{getattr(L, attr)}"]
     cmd += ["--runs", str(c.thompson_runs), "--rollouts", str(c.thompson_rollouts),
-            "--per-round", str(c.thompson_rollouts_per_round), "--split", c.thompson_split,
+            "--per-round", str(c.thompson_rollouts_per_round), "--split", c.thompson_split, "--split-mode", c.split_mode,
             "--seed", str(c.seed), "--output", str(L.thompson), "--no-progress", "--progress-lines", *_env_args(c)]
     if c.thompson_workers is not None:
         cmd += ["--workers", str(c.thompson_workers)]
     return cmd
+
+
+def cmd_compare(c: PipelineConfig, L: Layout) -> list[str]:
+    """Every trained agent and the rule agent, greedy, on the same test goals: the pipeline's split
+    mode first (the headline), the other one and the human-written goals beside it."""
+    cmd = _python(*CLI, "compare", "--agent", "rule")
+    for name, attr in AGENTS:
+        cmd += ["--agent", f"{name}=policy:{getattr(L, attr)}"]
+    cmd += ["--split", "test", "--split-mode", c.split_mode]
+    if c.compare_index:
+        cmd += ["--split-mode", "index" if c.split_mode == "product" else "product"]
+    if c.compare_human:
+        cmd.append("--human")
+    if c.compare_goals is not None:
+        cmd += ["--max-goals", str(c.compare_goals)]
+    return cmd + ["--seed", str(c.seed), "--output", str(L.compare), "--no-progress", *_env_args(c)]
+
+
+def _compare_summary(folder: Path) -> dict[str, Any]:
+    data = _read_json(folder / "comparison.json") or {}
+    out: dict[str, Any] = {}
+    for view in data.get("views", []):
+        rows = view.get("rows", {})
+        out[view["name"]] = {"goals": view.get("num_goals"),
+                             "success": {n: round(r["success"]["value"], 2) for n, r in rows.items()},
+                             "score": {n: round(r["score"]["value"], 2) for n, r in rows.items()}}
+    return out
 
 
 def cmd_report(c: PipelineConfig, L: Layout) -> list[str]:
@@ -357,7 +386,7 @@ def cmd_report(c: PipelineConfig, L: Layout) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- the stages, in order
-ENV = ("data_dir", "engine", "step_limit")
+ENV = ("data_dir", "engine", "step_limit", "split_mode")
 
 STAGES: tuple[Stage, ...] = (
     Stage("demos-il", "expert demos, noise off (IL data)", (), ("seed", "il_demo_goals", *ENV), cmd_demos_il,
@@ -399,13 +428,17 @@ STAGES: tuple[Stage, ...] = (
            "max_action_length", "device", "bf16", *ENV),
           cmd_ppo, lambda L: [L.ppo], required=lambda L: [L.ppo / "config.json"], summarize=lambda L: _ppo_summary(L.ppo),
           recipe_field="ppo_recipe"),
+    Stage("compare", "paired comparison of rule, IL, DPO a/b, PPO on the same test goals", ("il", "dpo-expert", "dpo-self", "ppo"),
+          ("seed", "compare_goals", "compare_index", "compare_human", *ENV),
+          cmd_compare, lambda L: [L.compare], required=lambda L: [L.compare / "comparison.json"],
+          summarize=lambda L: _compare_summary(L.compare)),
     Stage("thompson", "Thompson sampling: rule, IL, DPO a/b, PPO", ("il", "dpo-expert", "dpo-self", "ppo"),
           ("seed", "thompson_runs", "thompson_rollouts", "thompson_rollouts_per_round", "thompson_split", "thompson_workers",
            *ENV),
           cmd_thompson, lambda L: [L.thompson], required=lambda L: [L.thompson / "report.json"],
           summarize=lambda L: _thompson_summary(L.thompson)),
     Stage("report", "report", ("demos-il", "demos-expert", "il", "demos-self", "prefs-expert", "prefs-self", "dpo-expert",
-                               "dpo-self", "ppo", "thompson"),
+                               "dpo-self", "ppo", "compare", "thompson"),
           (), cmd_report, lambda L: [L.report_md, L.results_json]),
 )
 

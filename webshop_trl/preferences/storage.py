@@ -97,7 +97,10 @@ def save_preferences(
     tmp = _new_folder(out, "tmp")
     aside: Path | None = None
     try:
-        built.dataset.save_to_disk(str(tmp))
+        # an empty split (e.g. no goal left for eval from one trajectory) needs an explicit shard:
+        # datasets otherwise writes none and load_from_disk then fails with an IndexError
+        empty = {name: 1 for name, split in built.dataset.items() if len(split) == 0}
+        built.dataset.save_to_disk(str(tmp), num_shards=empty or None)
         (tmp / CARD_NAME).write_text(card if card is not None else render_card(built.info), encoding="utf-8")
         (tmp / BUILD_INFO_NAME).write_text(json.dumps(built.info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         _fsync_tree(tmp)
