@@ -383,7 +383,7 @@ def _run_il_script(encoder_dir, demos, out, seed, *extra):
         "--encoder_name_or_path", str(encoder_dir), "--dataset_paths", str(demos), "--output_dir", str(out),
         "--max_observation_length", "96", "--max_action_length", "16", "--max_steps", "4", "--max_train_samples", "16",
         "--per_device_train_batch_size", "4", "--eval_steps", "2", "--logging_steps", "1", "--eval_fraction", "0.2",
-        "--bf16", "false", "--disable_tqdm", "true", "--seed", str(seed), *extra,
+        "--disable_tqdm", "true", "--seed", str(seed), *extra,  # bf16 autocast as the recipe
     ]
     main(*make_parser().parse_args_and_config(argv))
     return (out / "model.safetensors").read_bytes()

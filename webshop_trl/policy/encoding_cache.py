@@ -48,9 +48,9 @@ ran on a different batch: other sequences, another padded length, so other matmu
 BLAS/oneDNN pick blockings and summation orders by shape. Padded positions never matter: they are
 masked to an exact zero weight in the head, whatever their states (zeros here, encoder outputs of
 pad tokens in the uncached path). Under bf16 autocast the same holds with bf16 rounding (larger,
-~1e-2), and the encoder's attention kernel can differ too: the bf16 eager-attention override of
-`ActionScorerModel` applies to small encoder calls only, and which calls are small depends on the
-batch.
+~1e-2), and the attention kernel can differ too: the uncached path switches small bf16 encoder
+calls to ``config.bf16_attn_implementation`` (eager), the cached path keeps the encoder's SDPA
+(faster for its groups).
 
 Cache misses of one call are encoded together, sorted by length and cut into groups of at most
 ``max_tokens_per_batch`` padded tokens (less padding than one batch of every page of a vector-env
