@@ -187,7 +187,10 @@ class EncodingCache:
             disables caching observations (they are still encoded in length-sorted groups).
         max_tokens_per_batch: padded tokens per encoder call for the misses of one scoring call.
         call_overhead_tokens: the fixed cost of one encoder call, in tokens, that `plan_groups`
-            weighs against padding when it cuts the misses into length-sorted groups.
+            weighs against padding when it cuts the misses into length-sorted groups. None: 64 in
+            fp32 and 256 under bf16 autocast (best of 0/64/128/256/one group for 8-page steps of
+            real pages with MiniLM, one thread: bf16 tokens are ~3x cheaper, so a call's fixed
+            cost is worth more of them).
 
     MiniLM (hidden 384, fp32) stores 1.5 KB per token: an action of ~12 tokens is ~18 KB, a page
     of ~310 tokens ~0.5 MB. The defaults (64 MiB of actions, 128 MiB of pages) hold ~3,500
@@ -206,14 +209,14 @@ class EncodingCache:
         max_observation_entries: int | None = 10_000,
         max_observation_bytes: int | None = 128 * MiB,
         max_tokens_per_batch: int = 8192,
-        call_overhead_tokens: float = 64.0,
+        call_overhead_tokens: float | None = None,
     ):
         if max_tokens_per_batch < 1:
             raise ValueError(f"max_tokens_per_batch must be >= 1, got {max_tokens_per_batch}")
         self.observations = LRUStore(max_observation_entries, max_observation_bytes)
         self.actions = LRUStore(max_action_entries, max_action_bytes)
         self.max_tokens_per_batch = int(max_tokens_per_batch)
-        self.call_overhead_tokens = float(call_overhead_tokens)
+        self.call_overhead_tokens = None if call_overhead_tokens is None else float(call_overhead_tokens)
         self._fingerprint: tuple | None = None
         self._invalidations = 0
         self._bypassed = 0
@@ -275,12 +278,14 @@ class EncodingCache:
         encode_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
         context: Hashable = None,
         hidden_size: int | None = None,
+        low_precision: bool = False,
     ) -> list[torch.Tensor]:
         """Unpadded last hidden states ([length_i, H]) of each row of a padded batch.
 
         Rows found in the ``kind`` store ("observations" or "actions") are reused; the others are
         encoded by ``encode_fn(ids, mask, types) -> [b, L, H]`` in length-sorted groups
-        (`plan_groups`, whose cost model uses ``hidden_size``) and stored.
+        (`plan_groups`, whose cost model uses ``hidden_size``, and ``low_precision`` for the default
+        call overhead) and stored.
         ``context`` is part of every key (the autocast mode, the attention kernel). The caller
         must have called `sync` with the model first. Rows are assumed right-padded (BERT
         tokenisers here pad on the right; the processor does).
@@ -306,20 +311,24 @@ class EncodingCache:
                 missing.setdefault(key, []).append(i)
         if missing:
             first_rows = [rows[0] for rows in missing.values()]
-            states = self._encode_rows(first_rows, lengths, input_ids, attention_mask, token_type_ids, encode_fn, hidden_size)
+            overhead = self.call_overhead_tokens
+            if overhead is None:
+                overhead = 256.0 if low_precision else 64.0
+            states = self._encode_rows(first_rows, lengths, input_ids, attention_mask, token_type_ids, encode_fn,
+                                       hidden_size, overhead)
             for (key, rows), state in zip(missing.items(), states):
                 store.put(key, state)
                 for i in rows:
                     out[i] = state
         return out  # type: ignore[return-value]
 
-    def _encode_rows(self, rows, lengths, input_ids, attention_mask, token_type_ids, encode_fn, hidden_size=None) -> list[torch.Tensor]:
+    def _encode_rows(self, rows, lengths, input_ids, attention_mask, token_type_ids, encode_fn, hidden_size, overhead) -> list[torch.Tensor]:
         """Encode ``rows`` (indices into the batch) in length-sorted groups (`plan_groups`); returns
         each row's [length, H] states (copies, so a stored entry does not keep its batch alive)."""
         order = sorted(range(len(rows)), key=lambda j: -lengths[rows[j]])
         sorted_lengths = [lengths[rows[j]] for j in order]
         result: list[torch.Tensor | None] = [None] * len(rows)
-        for start, stop in plan_groups(sorted_lengths, self.max_tokens_per_batch, self.call_overhead_tokens, hidden_size):
+        for start, stop in plan_groups(sorted_lengths, self.max_tokens_per_batch, overhead, hidden_size):
             group = order[start:stop]
             width = sorted_lengths[start]  # the longest of the group
             idx = torch.tensor([rows[j] for j in group], device=input_ids.device)

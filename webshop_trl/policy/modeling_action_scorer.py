@@ -557,8 +557,9 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
 
         with _autocast(input_ids.device, use_bf16):
             hidden = int(self.config.text_encoder.hidden_size)
-            obs = cache.encode("observations", input_ids, attention_mask, token_type_ids, encode, context, hidden)
-            acts = cache.encode("actions", action_input_ids, action_attention_mask, None, encode, context, hidden)
+            low = bool(use_bf16)
+            obs = cache.encode("observations", input_ids, attention_mask, token_type_ids, encode, context, hidden, low)
+            acts = cache.encode("actions", action_input_ids, action_attention_mask, None, encode, context, hidden, low)
             obs_states = pad_states(obs, input_ids.shape[1])
             act_states = pad_states(acts, action_input_ids.shape[1])
             return self._head(obs_states, attention_mask, act_states, action_attention_mask, num_candidates,
