@@ -498,6 +498,69 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
             logits=logits, log_probs=log_probs, candidate_mask=candidate_mask, flat_log_probs=flat_log_probs, state_values=values
         )
 
+    def _head_packed(self, obs_states, attention_mask, act_states, action_attention_mask, num_candidates, action_index, return_values):
+        """`_head` without the padding of the [B, Kmax, La] layout (inference only: no dropout).
+
+        `_head` pads every page to the batch's most candidates and every action to the longest
+        action (about 3x the real action tokens on rollout pages: item pages with 20-50 options
+        next to results pages with 12). Here the real action tokens of each page are packed
+        into one row ([B, T_page, H]) for the attention over its observation, and the per-token
+        layer runs on the [T, 4H] real tokens only; the per-action softmax, summary and mean
+        become segment operations. Same arithmetic as `_head`, so scores agree to float rounding
+        (other matmul shapes, other summation order).
+        """
+        device = attention_mask.device
+        att = self.interaction
+        B = attention_mask.shape[0]
+        n_cand = int(num_candidates.sum())
+        page_of = torch.repeat_interleave(torch.arange(B, device=device), num_candidates)  # [N]
+        cand_len = action_attention_mask.sum(1)[action_index]  # [N] tokens of each candidate
+        cand_of = torch.repeat_interleave(torch.arange(n_cand, device=device), cand_len)  # [T]
+        T = cand_of.shape[0]
+        pos_in_cand = torch.arange(T, device=device) - (torch.cumsum(cand_len, 0) - cand_len)[cand_of]
+        context = act_states[action_index[cand_of], pos_in_cand]  # [T, H]
+        page_tok = page_of[cand_of]  # [T]
+        per_page = torch.bincount(page_tok, minlength=B)
+        pos_in_page = torch.arange(T, device=device) - (torch.cumsum(per_page, 0) - per_page)[page_tok]
+        packed = context.new_zeros((B, int(per_page.max()), context.shape[-1]))
+        packed[page_tok, pos_in_page] = context
+        memory = obs_states
+        # the trilinear scores and attention of ActionObservationAttention, on packed rows
+        scores = torch.bmm(packed * att.scale.to(packed.dtype), memory.transpose(1, 2))
+        scores = scores + att.memory_weight(memory).transpose(1, 2) + att.context_weight(packed)
+        scores = scores.float()
+        neg = torch.finfo(scores.dtype).min
+        scores = scores.masked_fill(~attention_mask.bool()[:, None, :], neg)
+        attended = torch.bmm(torch.softmax(scores, dim=-1).to(memory.dtype), memory)[page_tok, pos_in_page]  # [T, H]
+        best = scores.amax(dim=-1)[page_tok, pos_in_page]  # [T] each token's best match on the page
+        # softmax of the best matches over each candidate's tokens (segment softmax)
+        top = torch.full((n_cand,), neg, device=device).scatter_reduce(0, cand_of, best, "amax", include_self=True)
+        e = torch.exp(best - top[cand_of])
+        weight = (e / torch.zeros(n_cand, device=device).index_add(0, cand_of, e)[cand_of]).to(context.dtype)
+        weighted = weight[:, None] * context
+        summary = weighted.new_zeros((n_cand, context.shape[-1])).index_add(0, cand_of, weighted)  # [N, H]
+        attended = attended.to(context.dtype)
+        features = torch.cat([context, attended, context * attended, summary[cand_of] * attended], dim=-1)
+        token_hidden = F.relu(self.token_proj(features))  # [T, inner]
+        pooled = token_hidden.new_zeros((n_cand, token_hidden.shape[-1])).index_add(0, cand_of, token_hidden)
+        pooled = pooled / cand_len.clamp(min=1)[:, None].to(pooled.dtype)
+        flat_logits = self.score_out(pooled).squeeze(-1).float()  # [N]
+        k_max = int(num_candidates.max())
+        candidate_mask = torch.arange(k_max, device=device)[None, :] < num_candidates[:, None]
+        logits = torch.full((B, k_max), float("-inf"), device=device)
+        logits[candidate_mask] = flat_logits  # page-major == input order
+        log_probs = torch.log_softmax(logits, dim=-1)
+        values = None
+        want_values = self.value_head is not None if return_values is None else return_values
+        if want_values:
+            if self.value_head is None:
+                raise ValueError("return_values=True but the model was built with use_value_head=False")
+            values = self.value_head(obs_states[:, 0]).squeeze(-1).float()
+        return ActionScorerOutput(
+            logits=logits, log_probs=log_probs, candidate_mask=candidate_mask,
+            flat_log_probs=log_probs[candidate_mask], state_values=values,
+        )
+
     # ------------------------------------------------------------------ encoding cache
     def enable_encoding_cache(self, cache: EncodingCache | None = None, **limits: Any) -> EncodingCache:
         """Let `score` and `act` reuse encoder states of recurring actions and pages (in eval
@@ -562,8 +625,8 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
             acts = cache.encode("actions", action_input_ids, action_attention_mask, None, encode, context, hidden, low)
             obs_states = pad_states(obs, input_ids.shape[1])
             act_states = pad_states(acts, action_input_ids.shape[1])
-            return self._head(obs_states, attention_mask, act_states, action_attention_mask, num_candidates,
-                              action_index, return_values)
+            return self._head_packed(obs_states, attention_mask, act_states, action_attention_mask, num_candidates,
+                                     action_index, return_values)
 
     def _run(self, batch: dict[str, torch.Tensor], bf16, return_values, cache: EncodingCache | None) -> ActionScorerOutput:
         if cache is None:
