@@ -104,6 +104,26 @@ def test_values_and_act_use_the_cache_with_the_same_results(steps):
     assert cache.stats.actions.hits > 0 and cache.stats.observations.hits > 0
 
 
+def test_cached_forward_for_rollout_loops_under_no_grad(steps):
+    model = tiny_policy(seed=2, use_value_head=True)
+    obs, cands = [o for o, _ in steps[2]], [c for _, c in steps[2]]
+    batch = model.processor(obs, cands)
+    cache = model.enable_encoding_cache()
+    with torch.no_grad():
+        plain = model(**batch)
+        for _ in range(2):
+            out = model.cached_forward(**batch)
+            assert torch.allclose(out.log_probs, plain.log_probs, atol=ATOL, rtol=0)
+            assert torch.allclose(out.state_values, plain.state_values, atol=ATOL, rtol=0)
+            assert torch.equal(out.candidate_mask, plain.candidate_mask)
+    assert cache.stats.observations.hits == len(obs)
+    model.train()
+    out = model.cached_forward(**batch)  # train mode: plain forward, with grad
+    assert out.log_probs.requires_grad and cache.stats.bypassed == 1
+    with pytest.raises(ValueError, match="no loss"):
+        model.cached_forward(**model.processor(obs, cands, labels=[0] * len(obs)))
+
+
 def test_chunked_scoring_and_pages_repeated_within_a_call(model, steps):
     page = steps[1]
     obs = [o for o, _ in page] * 2  # two sessions on the same page in one call

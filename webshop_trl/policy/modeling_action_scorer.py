@@ -628,6 +628,15 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
             return self._head_packed(obs_states, attention_mask, act_states, action_attention_mask, num_candidates,
                                      action_index, return_values)
 
+    def cached_forward(self, cache: EncodingCache | bool | None = None, bf16: bool | None = None,
+                       return_values: bool | None = None, **batch: torch.Tensor) -> ActionScorerOutput:
+        """`forward` on a processor batch, with the encoding cache when it may be used (eval
+        mode, grad off; ``cache`` as in `score`), else plain `forward`. For rollout loops that
+        build their own batches (e.g. PPO's, under ``torch.no_grad``). No ``labels``/loss."""
+        if "labels" in batch:
+            raise ValueError("cached_forward computes no loss: call forward(...) with labels")
+        return self._run(batch, bf16, return_values, self._resolve_cache(cache))
+
     def _run(self, batch: dict[str, torch.Tensor], bf16, return_values, cache: EncodingCache | None) -> ActionScorerOutput:
         if cache is None:
             return self(**batch, bf16=bf16, return_values=return_values)
