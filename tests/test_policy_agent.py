@@ -181,28 +181,20 @@ def test_a_rollout_after_training_uses_the_new_weights(checkpoint, config):
     assert agent.cache_stats["invalidations"] == 1
 
 
-@pytest.mark.parametrize("inference", ["bf16", "int8"])
-def test_inference_modes_run_and_keep_a_greedy_choice_close_to_fp32(checkpoint, config, inference):
-    fast = PolicyAgent(checkpoint, greedy=True, inference=inference)
+def test_bf16_inference_switch_keeps_a_greedy_choice_close_to_fp32(checkpoint, config):
+    fast = PolicyAgent(checkpoint, greedy=True, inference="bf16")
     base = PolicyAgent(checkpoint, greedy=True)
-    assert fast.name.endswith(f"-{inference}") and not base.name.endswith("fp32")
+    assert fast.name.endswith("-bf16") and not base.name.endswith("fp32") and fast.bf16 is True
+    assert PolicyAgent(checkpoint, bf16=True).inference == "bf16"
     env = WebShopEnv(config)
     obs, info = env.reset(options={"goal_index": 1500})
     obs, _, _, _, info = env.step(f"search[{info['instruction'].lower()}]")
     (d,) = fast.decide([obs], [info])
     (ref,) = base.decide([obs], [info])
     assert d.kind == "choice" and d.candidates == ref.candidates
-    scorer = fast.scorer()
-    if inference == "int8":
-        assert scorer is not fast.model and fast.scorer() is scorer  # made once ...
-        assert any("quantized" in type(m).__module__ for m in scorer.modules())
-        with torch.no_grad():
-            fast.model.score_out.bias.add_(1.0)
-        assert fast.scorer() is not scorer  # ... and remade when the weights change
-    else:
-        assert scorer is fast.model and fast.bf16 is True
     # the tiny random policy's log-probs are within a few hundredths of each other, so only closeness is asked
-    assert d.log_prob == pytest.approx(float(base.model.score([obs], [d.candidates])[0][d.index]), abs=0.1)
+    assert d.log_prob == pytest.approx(float(base.model.score([obs], [d.candidates])[0][d.index]), abs=0.05)
+    assert fast.cache_stats["actions"]["misses"] > 0  # bf16 scoring goes through the cache too
 
 
 def test_search_pages_and_pages_without_clicks(checkpoint):
@@ -250,9 +242,9 @@ def test_bad_settings_and_checkpoints(checkpoint, tmp_path):
     with pytest.raises(SearchPolicyError, match="unknown query source"):
         PolicyAgent(checkpoint, query_source="bing")
     with pytest.raises(ValueError, match="inference must be one of"):
-        PolicyAgent(checkpoint, inference="fp16")
+        PolicyAgent(checkpoint, inference="int8")  # measured: it changes half of the choices
     with pytest.raises(ValueError, match="contradicts"):
-        PolicyAgent(checkpoint, inference="int8", bf16=True)
+        PolicyAgent(checkpoint, inference="fp32", bf16=True)
     with pytest.raises(TypeError, match="encoding_cache"):
         PolicyAgent(checkpoint, encoding_cache="yes")
     with pytest.raises(SearchPolicyError, match="needs a model path"):

@@ -360,37 +360,6 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
         finally:
             enc_cfg._attn_implementation = previous
 
-    def quantized_int8(self, modules: str = "encoder") -> "ActionScorerModel":
-        """A copy for CPU inference with int8 dynamic quantisation (``torch.ao.quantization.
-        quantize_dynamic``) of the ``nn.Linear`` layers of the encoder (``modules="encoder"``) or of
-        the whole model (``"all"``): weights int8 per tensor, activations quantised per call. The
-        copy shares the processor, has no encoding cache of its own, is in eval mode and cannot
-        be trained; this model is unchanged. See the policy README for its speed and how far its
-        log-probs move from fp32."""
-        if modules not in ("encoder", "all"):
-            raise ValueError(f"modules must be 'encoder' or 'all', got {modules!r}")
-        import warnings
-
-        processor, cache = self.processor, self.encoding_cache
-        self.processor, self.encoding_cache = None, None
-        try:
-            copy_ = copy.deepcopy(self)
-        finally:
-            self.processor, self.encoding_cache = processor, cache
-        copy_.processor = processor
-        copy_.eval()
-        for p in copy_.parameters():
-            p.requires_grad_(False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao's deprecation notice (it points to torchao)
-            from torch.ao.quantization import quantize_dynamic
-
-            if modules == "encoder":
-                copy_.text_encoder = quantize_dynamic(copy_.text_encoder, {nn.Linear}, dtype=torch.qint8, inplace=True)
-            else:
-                copy_ = quantize_dynamic(copy_, {nn.Linear}, dtype=torch.qint8, inplace=True)
-        return copy_
-
     def freeze_encoder_layers(self, num_layers: int, embeddings: bool = True) -> int:
         """Stop training the embeddings (if ``embeddings``) and the first ``num_layers`` encoder
         layers; returns the number of frozen parameters.
