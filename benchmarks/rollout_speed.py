@@ -31,7 +31,8 @@ of the path's actions equal the baseline's at the same (goal, step) (the sampled
 same, so a difference is a choice the scores changed, or a trajectory that changed before).
 
     python benchmarks/rollout_speed.py [--episodes 24] [--num-envs 8] [--threads 2] [--checkpoint PATH]
-        [--paths old,cache,cache-bf16] [--rounds 3] [--split train] [--modes-pages 300] [--json out.json]
+        [--paths old,cache,cache-bf16] [--rounds 3] [--split train] [--modes-pages 300] [--wait-idle 600]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -156,6 +157,9 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", help="a trained policy folder (default: MiniLM with a random head)")
     ap.add_argument("--paths", default="old,cache,cache-bf16")
     ap.add_argument("--search-engine", default=None, help="lucene (default of the env) or bm25s")
+    ap.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                    help="first wait up to this long for the CPU to be 90%% idle for 5 s (shared machines: with 2 "
+                         "threads, a busy neighbour makes every OpenMP barrier wait, whatever the path)")
     ap.add_argument("--modes-pages", type=int, default=0, metavar="N",
                     help="then score N of the rollout's choice pages in each inference mode against fp32 (argmax "
                          "agreement, log-prob differences, pages/s)")
@@ -169,7 +173,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from policy_speed import CpuShare  # noqa: E402  (a sibling script)
+    from policy_speed import CpuShare, wait_for_idle_cpu  # noqa: E402  (a sibling script)
+
+    if args.wait_idle > 0 and not wait_for_idle_cpu(args.wait_idle):
+        print(f"(the CPU did not become idle within {args.wait_idle:.0f} s; measuring anyway)", file=sys.stderr)
 
     from webshop_trl.agents.policy_agent import PolicyAgent
     from webshop_trl.envs import WebShopConfig
