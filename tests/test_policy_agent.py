@@ -186,6 +186,10 @@ def test_bf16_inference_switch_keeps_a_greedy_choice_close_to_fp32(checkpoint, c
     base = PolicyAgent(checkpoint, greedy=True)
     assert fast.name.endswith("-bf16") and not base.name.endswith("fp32") and fast.bf16 is True
     assert PolicyAgent(checkpoint, bf16=True).inference == "bf16"
+    configured = PolicyAgent(checkpoint)
+    configured.model.config.bf16 = True  # a checkpoint saved with bf16 in its config
+    assert PolicyAgent(model=configured.model).inference == "bf16"
+    assert PolicyAgent(model=configured.model, inference="fp32").bf16 is False  # explicit fp32 wins
     env = WebShopEnv(config)
     obs, info = env.reset(options={"goal_index": 1500})
     obs, _, _, _, info = env.step(f"search[{info['instruction'].lower()}]")

@@ -36,15 +36,17 @@ and pages already seen are reused across steps and episodes (`webshop_trl.policy
 every step. On by default because it cannot change a decision beyond float rounding: it is used
 only in eval mode without grad, it is dropped whenever the model's weights change (so a loop that
 trains between rollouts never scores with stale states), and log-probs equal the uncached ones up
-to float rounding (at most 5e-5 with a trained MiniLM head: the uncached path's own difference
-between scoring a page alone and in a batch; argmax identical on the 300 rollout pages measured). Its memory is bounded (64 MiB of actions, 128 MiB of pages per
-model by default). The cache belongs to the model (``model.encoding_cache``), so agents sharing
-a model share it; ``encoding_cache=False`` turns it off for this agent.
+to float rounding (at most 5e-5 with a trained MiniLM head, the uncached path's own difference
+between scoring a page alone and in a batch; the argmax was the same on all 300 rollout pages
+measured). Its memory is bounded (64 MiB of actions, 128 MiB of pages per model by default). The
+cache belongs to the model (``model.encoding_cache``), so agents sharing a model share it;
+``encoding_cache=False`` turns it off for this agent.
 
 ``inference`` picks the arithmetic: ``"fp32"`` (default) or ``"bf16"`` (autocast; ~3x faster
-encoding on CPUs with AVX512-BF16/AMX, and it kept fp32's argmax on 99.3-100 % of rollout pages,
-so it is a switch, not the default). int8 dynamic quantisation is not offered: it kept the argmax
-on only ~50 % of those pages (the policy README has the measurements).
+encoding on CPUs with AVX512-BF16/AMX; fp32's argmax kept on 98-99.3 % of rollout pages without
+the cache and on 100 % with it, as agents run it; so a switch, not the default). int8 dynamic
+quantisation is not offered: it kept the argmax on only 43-48 % of those pages (the policy README
+has the measurements).
 """
 
 from __future__ import annotations
@@ -171,6 +173,7 @@ class PolicyAgent:
             raise ValueError(f"max_candidates must be >= {KEEP_FIRST + KEEP_RANDOM} (the cap keeps {KEEP_FIRST} + {KEEP_RANDOM}), got {max_candidates}")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        inference_given = inference is not None
         if inference is None:
             inference = "bf16" if bf16 else "fp32"
         if inference not in INFERENCE_MODES:
@@ -198,8 +201,10 @@ class PolicyAgent:
         self.seed = int(seed)
         self.batch_size = batch_size
         self.max_candidates = max_candidates
+        if not inference_given and bf16 is None and getattr(getattr(model, "config", None), "bf16", False) is True:
+            inference = "bf16"  # neither given: the model config's setting, as score() would use it
         self.inference = inference
-        self.bf16 = True if inference == "bf16" else bf16
+        self.bf16 = inference == "bf16"
         if encoding_cache is True:
             existing = getattr(model, "encoding_cache", None)
             encoding_cache = existing if existing is not None else model.enable_encoding_cache()
