@@ -457,15 +457,19 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
         log_probs = torch.log_softmax(logits, dim=-1)
         flat_log_probs = log_probs[candidate_mask]  # page-major == input order
 
-        values = None
-        want_values = self.value_head is not None if return_values is None else return_values
-        if want_values:
-            if self.value_head is None:
-                raise ValueError("return_values=True but the model was built with use_value_head=False")
-            values = self.value_head(obs_states[:, 0]).squeeze(-1).float()
+        values = self._state_values(obs_states, return_values)
         return ActionScorerOutput(
             logits=logits, log_probs=log_probs, candidate_mask=candidate_mask, flat_log_probs=flat_log_probs, state_values=values
         )
+
+    def _state_values(self, obs_states: torch.Tensor, return_values: bool | None) -> torch.Tensor | None:
+        """V(s) from the observation's [CLS] state when asked (default: when there is a value head)."""
+        want_values = self.value_head is not None if return_values is None else return_values
+        if not want_values:
+            return None
+        if self.value_head is None:
+            raise ValueError("return_values=True but the model was built with use_value_head=False")
+        return self.value_head(obs_states[:, 0]).squeeze(-1).float()
 
     def _head_packed(self, obs_states, attention_mask, act_states, action_attention_mask, num_candidates, action_index, return_values):
         """`_head` without the padding of the [B, Kmax, La] layout (inference only: no dropout).
@@ -519,12 +523,7 @@ class ActionScorerModel(ActionScorerPreTrainedModel):
         logits = torch.full((B, k_max), float("-inf"), device=device)
         logits[candidate_mask] = flat_logits  # page-major == input order
         log_probs = torch.log_softmax(logits, dim=-1)
-        values = None
-        want_values = self.value_head is not None if return_values is None else return_values
-        if want_values:
-            if self.value_head is None:
-                raise ValueError("return_values=True but the model was built with use_value_head=False")
-            values = self.value_head(obs_states[:, 0]).squeeze(-1).float()
+        values = self._state_values(obs_states, return_values)
         return ActionScorerOutput(
             logits=logits, log_probs=log_probs, candidate_mask=candidate_mask,
             flat_log_probs=log_probs[candidate_mask], state_values=values,

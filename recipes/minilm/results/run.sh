@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The paper's comparison on this machine (issue 4's results): from the IL checkpoint
-# outputs/il/minilm, DPO on (a) expert demonstrations standing in for the paper's 1,200 human
-# trajectories and (b) 100 self-generated reward-1 trajectories, and PPO; each evaluated greedily on
-# the 500 test goals. Every stage is skipped when its output exists, so a rerun resumes.
-# Budget on a 2-core CPU: about 2 hours; every stage's wall time goes to $OUT/times.tsv.
-#   bash recipes/minilm/results/run.sh            # OUT=outputs/results by default
+# The paper's comparison on this machine: from an IL checkpoint, DPO on (a) expert demonstrations
+# standing in for the paper's 1,200 human trajectories and (b) 100 self-generated reward-1
+# trajectories, and PPO; then `webshop-trl compare` of rule, IL and the three on the same test goals
+# (greedy, paired, 95 % bootstrap intervals): the product split (SPLIT_MODE, the headline), the
+# index split and the 13 human goals. Every stage is skipped when its output exists, so a rerun
+# resumes. Budget on a 2-core CPU: about 2 hours at the default sizes; every stage's wall time goes
+# to $OUT/times.tsv.
+#   IL=outputs/il-seeds/seed0 bash recipes/minilm/results/run.sh        # OUT=outputs/results by default
+#   EXPERT_GOALS=300 DPO_STEPS=200 PPO_UPDATES=3 ...                     # the main job's small sizes
 #   EXPERT_NOISE=on bash recipes/minilm/results/run.sh   # (a) from the human-like noisy expert
 # EXPERT_NOISE=on collapses DPO (a) here: the noisy expert's look at a sub-page followed by
 # "< prev" makes click[buy now] the rejected action on many pages (1,606 pairs reject it, 1,080
@@ -13,11 +16,15 @@
 set -euo pipefail
 OUT=${OUT:-outputs/results}
 IL=${IL:-outputs/il/minilm}
+IL_DEMOS=${IL_DEMOS:-outputs/il/demos/expert-train-product.jsonl}   # the IL data, for PPO's IL term
 DPO_STEPS=${DPO_STEPS:-500}
 PPO_UPDATES=${PPO_UPDATES:-10}
 EXPERT_NOISE=${EXPERT_NOISE:-off}
-EVAL_GOALS=${EVAL_GOALS:-500}
-A=expert-1200-noise-$EXPERT_NOISE
+EXPERT_GOALS=${EXPERT_GOALS:-1200}
+SPLIT_MODE=${SPLIT_MODE:-product}
+EVAL_GOALS=${EVAL_GOALS:-}   # empty: every test goal of each view
+OTHER_MODE=$([[ $SPLIT_MODE == product ]] && echo index || echo product)
+A=expert-$EXPERT_GOALS-noise-$EXPERT_NOISE
 BIN=${BIN:-.venv/bin}
 mkdir -p "$OUT"/{demos,preferences,eval,logs}
 stage() {  # stage NAME DONE_FILE command...
@@ -30,10 +37,10 @@ stage() {  # stage NAME DONE_FILE command...
   echo "[done] $name in $((SECONDS - t0)) s"
 }
 stage demos-$A "$OUT/demos/$A.jsonl" \
-  $BIN/webshop-trl demos expert --split train --num-goals 1200 --noise $EXPERT_NOISE --seed 0 \
+  $BIN/webshop-trl demos expert --split train --split-mode $SPLIT_MODE --num-goals $EXPERT_GOALS --noise $EXPERT_NOISE --seed 0 \
   --output "$OUT/demos/$A.jsonl" --quiet
 stage demos-self "$OUT/demos/self-100.done" bash -c "$BIN/webshop-trl demos self --checkpoint $IL --temperature 1.0 \
-  --num-keep 100 --split train --seed 0 --output $OUT/demos/self-100.jsonl --summary-json $OUT/demos/self-100.summary.json --quiet && touch $OUT/demos/self-100.done"
+  --num-keep 100 --split train --split-mode $SPLIT_MODE --seed 0 --output $OUT/demos/self-100.jsonl --summary-json $OUT/demos/self-100.summary.json --quiet && touch $OUT/demos/self-100.done"
 stage prefs-$A "$OUT/preferences/$A" \
   $BIN/webshop-trl build-preferences "$OUT/demos/$A.jsonl" --reference-model "$IL" --bf16 \
   --output "$OUT/preferences/$A"
@@ -48,10 +55,9 @@ for d in $A self-100; do
 done
 stage ppo "$OUT/ppo/model.safetensors" \
   $BIN/python -m webshop_trl.scripts.ppo --config recipes/minilm/ppo/config_full.yaml \
-  --model_name_or_path "$IL" --output_dir "$OUT/ppo" --num_updates $PPO_UPDATES --save_steps 5
-for m in dpo-$A dpo-self-100 ppo; do
-  stage eval-$m-$EVAL_GOALS "$OUT/eval/$m-$EVAL_GOALS.json" \
-    $BIN/webshop-trl evaluate --agent policy --checkpoint "$OUT/$m" --greedy --split test --max-goals $EVAL_GOALS \
-    --output "$OUT/eval/$m-$EVAL_GOALS.json"
-done
+  --model_name_or_path "$IL" --output_dir "$OUT/ppo" --num_updates $PPO_UPDATES --save_steps 5 --goal_split_mode $SPLIT_MODE \
+  --il_dataset_paths "$IL_DEMOS"
+$BIN/webshop-trl compare --agent rule --agent "il=policy:$IL" --agent "dpo-expert=policy:$OUT/dpo-$A" \
+  --agent "dpo-self=policy:$OUT/dpo-self-100" --agent "ppo=policy:$OUT/ppo" --split test --split-mode $SPLIT_MODE \
+  --split-mode $OTHER_MODE --human ${EVAL_GOALS:+--max-goals $EVAL_GOALS} --no-progress --output "$OUT/compare"
 echo "all stages done; times in $OUT/times.tsv"
