@@ -39,6 +39,7 @@ import shlex
 from pathlib import Path
 
 from webshop_trl import paths
+from webshop_trl.cli.common import add_agent_env_arguments
 
 DEFAULT_NAME = "default"
 
@@ -62,13 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=DEFAULT_NAME, help=f"output folder outputs/compare/NAME (default {DEFAULT_NAME!r})")
     p.add_argument("--output", default=None, help="output folder (overrides --name)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while evaluating")
-    env = p.add_argument_group("environment")
-    env.add_argument("--data-dir", default=None, help="folder with the WebShop files (default: the fetched data folder)")
-    env.add_argument("--engine", default="lucene", help="search engine: lucene (default) or bm25s (no Java)")
-    env.add_argument("--observation-mode", default=None,
-                     help="text or text_rich for every agent (default: text_rich for policies, text for the baselines)")
-    env.add_argument("--step-limit", type=int, default=100, help="steps before an episode is truncated")
-    env.add_argument("--env-seed", type=int, default=0, help="the environment's seed (load-time price draws)")
+    add_agent_env_arguments(p, choices=False)  # bad values: one line from CompareConfig
     p.set_defaults(func=run)
 
 

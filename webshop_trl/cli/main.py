@@ -12,9 +12,8 @@ import sys
 
 from webshop_trl.errors import WebShopTrlError
 
-COMMAND_MODULES = ("data", "index", "evaluate", "play", "demos", "preferences", "train", "recommend", "thompson")
-COMMAND_MODULES += ("compare",)
-COMMAND_MODULES += ("pipeline",)
+COMMAND_MODULES = ("data", "index", "evaluate", "play", "demos", "preferences", "train", "recommend", "thompson", "compare",
+                   "pipeline")
 
 
 def build_parser() -> argparse.ArgumentParser:

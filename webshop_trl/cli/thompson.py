@@ -29,6 +29,7 @@ import re
 from pathlib import Path
 
 from webshop_trl import paths
+from webshop_trl.cli.common import add_agent_env_arguments
 from webshop_trl.progress import ProgressLines
 
 DEFAULT_PER_ROUND = 8
@@ -59,14 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--progress-lines", action="store_true", help="plain progress lines on stderr instead of the bar (for logs)")
     p.add_argument("--plot-only", action="store_true", help="redraw table.md and the plots from OUTPUT/report.json; run nothing")
-    env = p.add_argument_group("environment")
-    env.add_argument("--data-dir", default=None, help="folder with the WebShop files (default: the fetched data folder)")
-    env.add_argument("--goal-kind", choices=["synthetic", "human"], default="synthetic", help="synthetic or human goals")
-    env.add_argument("--engine", choices=["lucene", "bm25s"], default="lucene", help="search engine (bm25s needs no Java)")
-    env.add_argument("--observation-mode", choices=["text", "text_rich"], default=None,
-                     help="for every agent (default: text_rich for policies, text for the baselines)")
-    env.add_argument("--step-limit", type=int, default=100, help="steps before an episode is truncated")
-    env.add_argument("--env-seed", type=int, default=0, help="the environment's seed (load-time price draws)")
+    add_agent_env_arguments(p, goal_kind=True)
     p.set_defaults(func=run)
 
 
