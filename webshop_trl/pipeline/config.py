@@ -226,15 +226,12 @@ class Budget:
 
 
 # Minutes per stage on the project's 2-core CPU (no GPU). The small budget's are one idle-machine
-# run of `make main` (2026-11-22: 47:18 in all; demos-il 0:40, demos-expert 0:10, il 11:57,
-# demos-self 10:04, prefs 1:24 + 0:31, DPO 2:23 + 2:13, PPO 3:02, Thompson 14:55), rounded up.
-# demos-self and thompson depend most on how good the IL policy is: a weak one keeps fewer of its
-# episodes and wanders towards the 100-step cap; from the 73.6 %-success outputs/il/minilm they take
-# ~2 and ~3 minutes. Not yet measured on an idle machine since the product split, item names
-# (product clicks read with their titles: IL updates ~15 % slower, seen side by side with the old
-# recipe) and the compare stage (estimated from single evaluations: ~1-3 s per policy episode on
-# one core) came in; the next idle `make main` replaces these figures. The paper budget's are extrapolated (IL ~1.4-2.1 s/update, DPO ~0.5 s/step with
-# stored reference log-probs, PPO ~120-180 s/update).
+# run of `make main` on the product split (2026-12-06: 31:29 in all; demos-il 0:49, demos-expert
+# 0:11, il 15:15, demos-self 0:47, prefs 0:43 + 0:18, DPO 1:54 + 1:53, PPO 2:45, compare 6:04,
+# Thompson 0:48), rounded up, with room where a weaker IL policy costs more: demos-self and thompson
+# depend most on it (a weak one keeps fewer of its episodes and wanders towards the 100-step cap:
+# 10 and 15 minutes before issue 10's IL recipe). The paper budget's are extrapolated (IL ~1.8 s/update,
+# DPO ~0.5 s/step with stored reference log-probs, PPO ~120-180 s/update).
 BUDGETS: dict[str, Budget] = {
     "small": Budget(
         "small",
@@ -242,8 +239,8 @@ BUDGETS: dict[str, Budget] = {
         "trajectories (a) and 100 self-generated ones (b), DPO 200 steps each, PPO 3 updates, Thompson 2 runs x 100 rollouts",
         values={},  # the field defaults are the small budget
         minutes={
-            "demos-il": 1.0, "demos-expert": 0.5, "il": 13.0, "demos-self": 11.0, "prefs-expert": 2.0, "prefs-self": 1.0,
-            "dpo-expert": 3.0, "dpo-self": 3.0, "ppo": 4.0, "compare": 12.0, "thompson": 16.0, "report": 0.5,
+            "demos-il": 1.0, "demos-expert": 0.5, "il": 16.0, "demos-self": 3.0, "prefs-expert": 1.0, "prefs-self": 0.5,
+            "dpo-expert": 2.0, "dpo-self": 2.0, "ppo": 3.0, "compare": 7.0, "thompson": 5.0, "report": 0.5,
         },
     ),
     "paper": Budget(
