@@ -29,7 +29,7 @@ def test_budgets_and_overrides():
     assert small == PipelineConfig()  # the field defaults are the small budget
     assert (small.il_steps, small.expert_trajectories, small.self_trajectories, small.dpo_steps, small.ppo_updates) == (None, 300, 100, 200, 3)
     assert (small.thompson_runs, small.thompson_rollouts, small.thompson_rollouts_per_round) == (2, 100, 8)
-    assert 55 <= BUDGETS["small"].total_minutes <= 75
+    assert 31.5 <= BUDGETS["small"].total_minutes <= 50  # at least the measured idle run (31:29), not far above it
     assert set(BUDGETS["small"].minutes) == set(BUDGETS["paper"].minutes) == set(BUDGETS["tiny"].minutes) == set(STAGE_NAMES)
     paper = PipelineConfig.from_budget("paper")
     assert (paper.expert_trajectories, paper.dpo_steps, paper.il_steps, paper.thompson_runs, paper.thompson_rollouts) == (1200, None, None, 4, 1000)
