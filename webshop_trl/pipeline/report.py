@@ -24,13 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from webshop_trl.pipeline.stages import STAGES, Layout
 from webshop_trl.progress import fmt_seconds
 
 CLEAR = 0.95  # P(A > B) above this (or below 1 - this) counts as a clear difference
-SAMPLES = 200_000
 
 PAPER_CLAIMS = (
     # (A, B, what the paper says about A vs B, kind): "better" = A above B; "similar" = about equal
@@ -59,18 +57,17 @@ def _pct(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{100 * x:.{digits}f}"
 
 
-def prob_greater(a1: float, b1: float, a2: float, b2: float, seed: int = 0, samples: int = SAMPLES) -> float:
-    """P(X > Y) for X ~ Beta(a1, b1), Y ~ Beta(a2, b2), by Monte Carlo (deterministic given seed)."""
-    rng = np.random.default_rng(seed)
-    return float(np.mean(rng.beta(a1, b1, samples) > rng.beta(a2, b2, samples)))
-
-
-def compare(agents: dict[str, Any], a: str, b: str, metric: str = "success", seed: int = 0) -> dict[str, Any] | None:
-    """The comparison of two agents' posteriors of ``metric``: means, intervals, P(a > b) and a verdict."""
+def compare(summary: dict[str, Any], a: str, b: str, metric: str = "success") -> dict[str, Any] | None:
+    """Two agents' Thompson posteriors of ``metric``: means, intervals, P(a > b) (the report's own
+    ``pairwise`` draws, turned round when the pair is stored the other way) and a verdict."""
+    agents = summary["agents"]
     if a not in agents or b not in agents:
         return None
+    pair = next((p for p in summary["pairwise"][metric] if {p["a"], p["b"]} == {a, b}), None)
+    if pair is None:
+        return None
+    p = pair["p_a_greater"] if pair["a"] == a else 1.0 - pair["p_a_greater"]
     ea, eb = agents[a][metric], agents[b][metric]
-    p = prob_greater(ea["alpha"], ea["beta"], eb["alpha"], eb["beta"], seed)
     verdict = "ahead" if p >= CLEAR else "behind" if p <= 1 - CLEAR else "not separated"
     return {"a": a, "b": b, "metric": metric, "mean_a": ea["mean"], "mean_b": eb["mean"], "ci_a": ea["ci"], "ci_b": eb["ci"],
             "difference": ea["mean"] - eb["mean"], "p_a_greater": p, "verdict": verdict}
@@ -206,8 +203,6 @@ def build_report(root: str | Path) -> tuple[str, dict[str, Any]]:
     markers = {s.name: m for s in STAGES if (m := _read_json(L.marker(s.name)))}
     report = ThompsonReport.load(L.thompson / "report.json")
     summary = report.summary()
-    agents = summary["agents"]
-    seed = int(config.get("seed", 0))
     comparison = _read_json(L.compare / "comparison.json") or {}
 
     lines = [f"# Pipeline report: {budget.get('name', '?')} budget", ""]
@@ -257,7 +252,7 @@ def build_report(root: str | Path) -> tuple[str, dict[str, Any]]:
         lines += ["(no paired comparison to judge the claims on)", ""]
     thompson_comparisons = []
     for a, b, claim, kind in PAPER_CLAIMS:
-        c = compare(agents, a, b, seed=seed)
+        c = compare(summary, a, b)
         if c is not None:
             thompson_comparisons.append({**c, "claim": claim, "kind": kind})
 
