@@ -32,11 +32,6 @@ def series(log_history: Iterable[dict[str, Any]], key: str) -> tuple[list[int], 
     values: list[float] = []
     for entry in log_history:
         value = entry.get(key)
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                continue
         if isinstance(value, (int, float)) and math.isfinite(value) and "step" in entry:
             steps.append(int(entry["step"]))
             values.append(float(value))
